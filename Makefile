@@ -1,0 +1,21 @@
+# Entry points for people and CI. Every target that needs the environment runs `setup`
+# first; it is idempotent and takes well under a second when nothing changed.
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup render test lint
+
+setup:
+	bash scripts/setup.sh
+
+# Renders the default forward-pass clip into media/.
+# TODO: switch to `convviz render forward` once the render command lands.
+render: setup
+	$(BIN)/convviz derive forward
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
