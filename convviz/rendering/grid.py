@@ -1,0 +1,288 @@
+"""``CellGrid``: one 2-D slice of an array drawn as a grid of squares.
+
+A grid is built once per scene and restyled at every animation step: restyling changes
+the colours of the existing squares and moves the one footprint rectangle, it never
+adds mobjects, so Cairo's static-layer caching keeps working and steps stay cheap.
+
+Cells are addressed by 1-based display indices ``(row, col)``. Padding cells, drawn
+dashed around the real ones and reading ``0``, have indices from ``1 - padding`` to
+``rows + padding``. A scalar (``()``) or a 1-D index ``(i,)`` is accepted for a grid with a
+single row or column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+from manim import DashedVMobject, Rectangle, Square, VGroup, VMobject
+
+from .layout import Box
+from .theme import DARK, CellStyle, Theme
+
+__all__ = ["CellGrid", "GridIndex"]
+
+#: 1-based ``(row, col)``, or a shorter display index normalised by the grid.
+GridIndex = tuple[int, ...]
+
+#: A label is shrunk to fit this fraction of the cell's width and height.
+_LABEL_WIDTH = 0.8
+_LABEL_HEIGHT = 0.42
+
+
+class CellGrid(VGroup):
+    """Rows x columns of squares, with optional title, labels and padding ring.
+
+    Parameters
+    ----------
+    rows, cols
+        Number of real cells.
+    cell_size
+        Side of one square, in scene units.
+    padding
+        Width of the dashed zero-padding ring, in cells.
+    theme
+        Colours.
+    title
+        Already typeset title, put above the grid (scaled down to ``title_height``).
+    labels
+        Already typeset label per real cell, keyed by ``(row, col)``. They are scaled
+        uniformly to fit the cells; when that would make them shorter than
+        ``min_label_height`` they are all left out and the grid stays clean.
+    pad_label
+        Typeset ``0`` to copy into every padding cell (same readability rule).
+    min_label_height
+        Smallest readable label height in scene units (0.1 is 13 px at 1080p).
+    title_height
+        Largest title height in scene units.
+
+    Attributes
+    ----------
+    squares
+        Every square, padding included, in drawing order (restyled cells go last).
+    labels
+        The cell labels kept (empty when they gave way).
+    pad_labels
+        The ``0`` labels of the padding ring.
+    title
+        The title, or ``None``.
+    footprint
+        Outline rectangle moved by :meth:`show_footprint`; invisible until then.
+    """
+
+    def __init__(
+        self,
+        rows: int,
+        cols: int,
+        *,
+        cell_size: float,
+        padding: int = 0,
+        theme: Theme = DARK,
+        title: VMobject | None = None,
+        labels: Mapping[tuple[int, int], VMobject] | None = None,
+        pad_label: VMobject | None = None,
+        min_label_height: float = 0.1,
+        title_height: float = 0.45,
+    ) -> None:
+        super().__init__()
+        if rows < 1 or cols < 1:
+            raise ValueError(f"a grid needs at least one cell, got {rows}x{cols}")
+        if padding < 0:
+            raise ValueError(f"padding must be >= 0, got {padding}")
+        if cell_size <= 0:
+            raise ValueError(f"cell_size must be positive, got {cell_size}")
+        self.rows, self.cols, self.padding = rows, cols, padding
+        self.cell_size = cell_size
+        self.theme = theme
+        self.min_label_height = min_label_height
+
+        self._squares: dict[tuple[int, int], VMobject] = {}
+        self._outlines: dict[tuple[int, int], VMobject] = {}
+        self.squares = VGroup()
+        self.pad_outlines = VGroup()
+        p = padding
+        for r in range(1 - p, rows + p + 1):
+            for c in range(1 - p, cols + p + 1):
+                square: VMobject = Square(side_length=cell_size)
+                square.move_to(self._center_of(r, c))
+                self._squares[(r, c)] = square
+                self.squares.add(square)
+                if not self.is_real((r, c)):
+                    outline = DashedVMobject(Square(side_length=cell_size), num_dashes=8)
+                    outline.move_to(square)
+                    self._outlines[(r, c)] = outline
+                    self.pad_outlines.add(outline)
+        self.add(self.squares, self.pad_outlines)
+        self.reset()
+
+        self.labels = VGroup()
+        if labels:
+            unknown = [k for k in labels if not self.is_real(k)]
+            if unknown:
+                raise KeyError(f"labels for cells outside the {rows}x{cols} grid: {unknown}")
+            scale = self._label_scale(labels.values())
+            if scale is not None:
+                for key, label in labels.items():
+                    label.scale(scale).move_to(self._squares[key])
+                    self.labels.add(label)
+        self.pad_labels = VGroup()
+        if pad_label is not None and p:
+            scale = self._label_scale([pad_label])
+            if scale is not None:
+                pad_label.scale(scale).set_fill(theme.padding_text)
+                for key, square in self._squares.items():
+                    if not self.is_real(key):
+                        self.pad_labels.add(pad_label.copy().move_to(square))
+        self.add(self.pad_labels, self.labels)
+
+        self.title = title
+        if title is not None:
+            if title.height > title_height:
+                title.scale_to_fit_height(title_height)
+            title.next_to(self.squares, direction=np.array([0.0, 1.0, 0.0]), buff=0.15)
+            self.add(title)
+
+        self.footprint = Rectangle(width=cell_size, height=cell_size)
+        self.footprint.set_fill(theme.footprint.fill_color, opacity=0.0)
+        self.footprint.set_stroke(theme.footprint.stroke_color,
+                                  width=theme.footprint.stroke_width, opacity=0.0)
+        self.add(self.footprint)
+
+    # -- geometry ---------------------------------------------------------------------
+    def _center_of(self, row: int, col: int) -> np.ndarray:
+        """Centre of cell (row, col) before the grid is moved (grid centred at origin)."""
+        x = (col - (self.cols + 1) / 2) * self.cell_size
+        y = ((self.rows + 1) / 2 - row) * self.cell_size
+        return np.array([x, y, 0.0])
+
+    def key(self, index: GridIndex) -> tuple[int, int]:
+        """Normalise a display index to ``(row, col)`` and check it is on the grid.
+
+        ``()`` means the only cell of a 1x1 grid; ``(i,)`` means row ``i`` of a single
+        column or column ``i`` of a single row.
+        """
+        if len(index) == 2:
+            key = (index[0], index[1])
+        elif len(index) == 0 and self.rows == self.cols == 1:
+            key = (1, 1)
+        elif len(index) == 1 and self.cols == 1:
+            key = (index[0], 1)
+        elif len(index) == 1 and self.rows == 1:
+            key = (1, index[0])
+        else:
+            raise KeyError(f"index {index} does not address a {self.rows}x{self.cols} grid")
+        if key not in self._squares:
+            raise KeyError(
+                f"index {index} is outside the {self.rows}x{self.cols} grid "
+                f"(padding {self.padding})"
+            )
+        return key
+
+    def is_real(self, index: GridIndex) -> bool:
+        """Whether ``index`` is a real cell (not padding)."""
+        r, c = index if len(index) == 2 else (1, 1)
+        return 1 <= r <= self.rows and 1 <= c <= self.cols
+
+    def square(self, index: GridIndex) -> VMobject:
+        """Return the square of one cell (padding cells included)."""
+        return self._squares[self.key(index)]
+
+    def cell_center(self, index: GridIndex) -> np.ndarray:
+        """Centre of one cell in scene coordinates."""
+        return np.asarray(self.square(index).get_center(), dtype=float)
+
+    def cell_box(self, index: GridIndex) -> Box:
+        """Return the cell's square in scene coordinates; ``.corners()`` gives its corners."""
+        square = self.square(index)
+        x, y, _ = square.get_center()
+        return Box(float(x), float(y), float(square.width), float(square.height))
+
+    def cells_box(self, indices: Iterable[GridIndex]) -> Box:
+        """Smallest box around several cells."""
+        boxes = [self.cell_box(i) for i in indices]
+        if not boxes:
+            raise ValueError("no cells given")
+        left = min(b.left for b in boxes)
+        right = max(b.right for b in boxes)
+        bottom = min(b.bottom for b in boxes)
+        top = max(b.top for b in boxes)
+        return Box((left + right) / 2, (top + bottom) / 2, right - left, top - bottom)
+
+    def _label_scale(self, labels: Iterable[VMobject]) -> float | None:
+        """Return one scale fitting every label in a cell, or None if unreadable."""
+        sized = [m for m in labels if m.width > 0 and m.height > 0]
+        if not sized:
+            return None
+        scale = min(
+            min(_LABEL_WIDTH * self.cell_size / m.width, _LABEL_HEIGHT * self.cell_size / m.height)
+            for m in sized
+        )
+        if max(m.height for m in sized) * scale < self.min_label_height:
+            return None
+        return scale
+
+    # -- restyling --------------------------------------------------------------------
+    def base_style(self, index: GridIndex) -> CellStyle:
+        """Resting style of a cell: ordinary or padding."""
+        return self.theme.cell if self.is_real(self.key(index)) else self.theme.padding
+
+    def restyle(self, index: GridIndex, style: CellStyle) -> None:
+        """Paint one existing square with ``style`` and draw it above its neighbours."""
+        key = self.key(index)
+        square = self._squares[key]
+        square.set_fill(style.fill_color, opacity=style.fill_opacity)
+        outline = self._outlines.get(key)
+        if outline is not None and style.dashed:
+            square.set_stroke(style.stroke_color, width=style.stroke_width, opacity=0.0)
+            outline.set_stroke(style.stroke_color, width=style.stroke_width, opacity=1.0)
+        else:
+            square.set_stroke(style.stroke_color, width=style.stroke_width, opacity=1.0)
+            if outline is not None:
+                outline.set_stroke(opacity=0.0)
+        if style != self.base_style(key):
+            # Later submobjects are drawn on top: a thick outline is not half-covered.
+            self.squares.remove(square)
+            self.squares.add(square)
+
+    def highlight(self, indices: Iterable[GridIndex], style: CellStyle) -> None:
+        """Restyle several cells at once."""
+        for index in indices:
+            self.restyle(index, style)
+
+    def reset(self) -> None:
+        """Return every cell to its resting style and hide the footprint."""
+        for key in self._squares:
+            self.restyle(key, self.base_style(key))
+        if hasattr(self, "footprint"):
+            self.hide_footprint()
+
+    def style_of(self, index: GridIndex) -> tuple[str, float, str, float]:
+        """``(fill_hex, fill_opacity, stroke_hex, stroke_width)`` of a square as drawn."""
+        square = self.square(index)
+        # manim reports a colour whose RGBA is all zeros (black, transparent) as None.
+        fill, stroke = square.get_fill_color(), square.get_stroke_color()
+        return (
+            "#000000" if fill is None else fill.to_hex().upper(),
+            float(square.get_fill_opacity()),
+            "#000000" if stroke is None else stroke.to_hex().upper(),
+            float(square.get_stroke_width()),
+        )
+
+    # -- footprint ----------------------------------------------------------------------
+    def footprint_box(self, indices: Sequence[GridIndex]) -> Box:
+        """Where :meth:`show_footprint` would put the outline (for animating it)."""
+        return self.cells_box(indices)
+
+    def show_footprint(self, indices: Sequence[GridIndex]) -> VMobject:
+        """Move the footprint outline around ``indices`` and make it visible."""
+        box = self.footprint_box(indices)
+        rect = self.footprint
+        rect.stretch_to_fit_width(box.width)
+        rect.stretch_to_fit_height(box.height)
+        rect.move_to(np.array([box.center_x, box.center_y, 0.0]))
+        rect.set_stroke(opacity=1.0)
+        return rect
+
+    def hide_footprint(self) -> None:
+        """Make the footprint outline invisible (it stays in the scene)."""
+        self.footprint.set_stroke(opacity=0.0)
