@@ -1,0 +1,72 @@
+"""The ``convviz`` command line: thin over the library.
+
+Errors in what the user typed are printed as one line (``Error: --stride: must be at
+least 1, got '0'``) with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from convviz import __version__
+
+__all__ = ["main"]
+
+
+class _Group(click.Group):
+    """A group that reports usage errors on one line and exits 2."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(130)
+        except click.ClickException as err:
+            message = " ".join(err.format_message().split())
+            if isinstance(err, click.UsageError) and err.ctx is not None:
+                message = f"{err.ctx.command_path}: {message}"
+            click.echo(f"Error: {message}", err=True)
+            sys.exit(err.exit_code)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="convviz")
+def main() -> None:
+    """Derive and animate 2-D convolution, forward and backward.
+
+    \b
+    Examples:
+      convviz derive forward --input 6x6 --kernel 3x3
+      convviz highlights dw --stride 2 --json
+      convviz check --input 3x8x8 --filters 2 --padding 1
+    """
+
+
+def _register() -> None:
+    from convviz.cli import core_commands
+
+    main.add_command(core_commands.derive_command)
+    main.add_command(core_commands.highlights_command)
+    main.add_command(core_commands.check_command)
+    from convviz.cli import render_commands
+
+    for command in render_commands.COMMANDS:
+        main.add_command(command)
+
+
+_register()

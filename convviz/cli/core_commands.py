@@ -1,0 +1,142 @@
+"""``derive``, ``highlights`` and ``check``: the commands that need no rendering."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+import numpy as np
+import sympy
+
+from convviz.cli.options import layer_options
+from convviz.derivation import OPS, derive
+from convviz.highlights import Cell
+from convviz.identities import verify
+from convviz.numeric import cross_check
+from convviz.reflection import highlight_map
+from convviz.spec import ConvSpec
+
+__all__ = ["check_command", "derive_command", "highlights_command"]
+
+OP_CHOICE = click.Choice(list(OPS))
+
+
+def _cell_text(symbol: str, cell: Cell) -> str:
+    return f"{symbol}[{', '.join(str(i) for i in cell.index)}]" if cell.index else symbol
+
+
+def _cell_latex(label: str, cell: Cell) -> str:
+    if not cell.index:
+        return label
+    return f"{{{label}}}_{{{','.join(str(i) for i in cell.index)}}}"
+
+
+@click.command("derive")
+@click.argument("op", type=OP_CHOICE)
+@layer_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "latex", "json"]),
+    default="text",
+    show_default=True,
+    help="text: one line per cell; latex: one equation per cell; json: machine-readable.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["product-rule", "sympy"]),
+    default="product-rule",
+    show_default=True,
+    help="How chain-rule terms are differentiated (sympy: sympy.diff on whole cells).",
+)
+def derive_command(op: str, spec: ConvSpec, fmt: str, engine: str) -> None:
+    """Print the expression of every cell that OP computes.
+
+    OP is forward (z), dw (dL/dW), da (dL/da) or db (dL/db).
+
+    \b
+    Example:
+      convviz derive dw --input 5x5 --kernel 2x2 --format latex
+    """
+    derivation = derive(spec, engine=engine)  # type: ignore[arg-type]
+    info = derivation.array_info(OPS[op])
+    arrays = derivation.arrays_for(op)
+    cells = []
+    for pos, expr in np.ndenumerate(derivation.targets(op)):
+        cells.append((Cell(info.role, tuple(i + 1 for i in pos)), expr))
+    if fmt == "json":
+        doc = {
+            "op": op,
+            "arrays": {role: a.to_json() for role, a in arrays.items()},
+            "cells": [
+                {"target": c.to_json(), "expr": sympy.srepr(e), "latex": sympy.latex(e)}
+                for c, e in cells
+            ],
+        }
+        click.echo(json.dumps(doc, indent=1))
+    elif fmt == "latex":
+        for cell, expr in cells:
+            click.echo(f"{_cell_latex(info.label, cell)} = {sympy.latex(expr)}")
+    else:
+        for cell, expr in cells:
+            click.echo(f"{_cell_text(info.symbol, cell)} = {sympy.sstr(expr)}")
+
+
+@click.command("highlights")
+@click.argument("op", type=OP_CHOICE)
+@layer_options
+@click.option("--json", "as_json", is_flag=True, help="Print the highlight map as JSON.")
+def highlights_command(op: str, spec: ConvSpec, as_json: bool) -> None:
+    """Print which cells combine to compute each cell of OP's result.
+
+    Steps follow the target array in row-major order.
+
+    \b
+    Example:
+      convviz highlights forward --input 6x6 --kernel 3x3 --json
+    """
+    hmap = highlight_map(derive(spec), op)
+    if as_json:
+        click.echo(json.dumps(hmap.to_json(), indent=1))
+        return
+    for step in hmap.steps:
+        parts = []
+        for role, indices in step.highlights.items():
+            cells = " ".join("(" + ",".join(map(str, i)) + ")" if i else "()" for i in indices)
+            parts.append(f"{role}: {cells}")
+        target = ",".join(map(str, step.target.index))
+        click.echo(f"{step.target.role}[{target}] <- " + " | ".join(parts))
+
+
+@click.command("check")
+@layer_options
+@click.option("--seed", default=0, show_default=True, help="Seed of the random test point.")
+def check_command(spec: ConvSpec, seed: int) -> None:
+    """Verify the derivation: symbolic identities and numeric cross-checks.
+
+    Exits 0 only if everything passes.
+
+    \b
+    Example:
+      convviz check --input 2x7x7 --kernel 3x3 --stride 2 --padding 1 --filters 2
+    """
+    started = time.perf_counter()
+    derivation = derive(spec)
+    click.echo(f"layer: {spec.describe()}; output {'x'.join(map(str, spec.output_shape))}")
+    ok = True
+    for check in verify(derivation):
+        status = {True: "PASS", False: "FAIL", None: "SKIP"}[check.holds]
+        ok = ok and check.holds is not False
+        note = f" ({check.detail})" if check.detail else ""
+        click.echo(f"{status}  symbolic  {check.name}{note}")
+    for numeric in cross_check(derivation, seed=seed):
+        status = "PASS" if numeric.passed else "FAIL"
+        ok = ok and numeric.passed
+        click.echo(f"{status}  numeric   {numeric.name}: max abs error {numeric.max_error:.2e}")
+    click.echo(
+        f"{'all checks passed' if ok else 'SOME CHECKS FAILED'} "
+        f"in {time.perf_counter() - started:.2f} s"
+    )
+    sys.exit(0 if ok else 1)
