@@ -28,6 +28,8 @@ GridIndex = tuple[int, ...]
 #: A label is shrunk to fit this fraction of the cell's width and height.
 _LABEL_WIDTH = 0.8
 _LABEL_HEIGHT = 0.42
+#: Height of the ``0`` in a padding cell, as a fraction of the cell.
+_PAD_LABEL_HEIGHT = 0.3
 
 
 class CellGrid(VGroup):
@@ -127,9 +129,10 @@ class CellGrid(VGroup):
                     self.labels.add(label)
         self.pad_labels = VGroup()
         if pad_label is not None and p:
-            scale = self._label_scale([pad_label])
-            if scale is not None:
-                pad_label.scale(scale).set_fill(theme.padding_text)
+            # A lone digit would be scaled up to fill the cell; keep it digit-sized.
+            pad_label.scale_to_fit_height(_PAD_LABEL_HEIGHT * cell_size)
+            if pad_label.height >= min_label_height:
+                pad_label.set_fill(theme.padding_text)
                 for key, square in self._squares.items():
                     if not self.is_real(key):
                         self.pad_labels.add(pad_label.copy().move_to(square))
