@@ -9,9 +9,9 @@ setup:
 	bash scripts/setup.sh
 
 # Renders the default forward-pass clip into media/.
-# TODO: switch to `convviz render forward` once the render command lands.
+
 render: setup
-	$(BIN)/convviz derive forward
+	$(BIN)/convviz render forward
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -93,8 +93,10 @@ def chain_rule(
     for k, expr in enumerate(flat_out):
         for term in sympy.Add.make_args(expr):
             for factor in sympy.Mul.make_args(term):
-                if factor in wanted:
-                    occurrences[factor].append((k, term))
+                # a power x**n uses x: index it under its base so the term is not missed
+                base = factor.base if isinstance(factor, sympy.Pow) else factor
+                if base in wanted:
+                    occurrences[base].append((k, term))
 
     results = []
     for array in variables:

@@ -170,19 +170,32 @@ def _labels(derivation: Derivation) -> dict[str, str]:
         return rf"\frac{{\partial \mathcal{{L}}}}{{\partial {x}}}"
 
     spec = derivation.spec
-    conv = "*"
-    notes = []
+    note = ""
     if spec.stride != (1, 1) or spec.dilation != (1, 1):
-        notes.append(r"\text{(stride and dilation swapped)}")
+        note = (
+            rf"\quad \text{{(stride {_pair(spec.dilation)}, dilation {_pair(spec.stride)})}}"
+        )
+    many = spec.filters > 1
+    bias_cell = f"{b}_f" if many else b
+    z_cell = f"{z}_{{f,i,j}}" if many else f"{z}_{{i,j}}"
     return {
-        "dw": rf"{d(w)} = {a} {conv} {d(z)}" + (r"\ " + notes[0] if notes else ""),
+        "dw": rf"{d(w)} = {a} * {d(z)}{note}",
         "da": rf"{d(a)} = {d(z)} *_{{\mathrm{{full}}}} \operatorname{{rot180}}({w})",
-        "db": rf"{d(b)} = \sum_{{i,j}} {d(z)}_{{i,j}}",
+        "db": rf"{d(bias_cell)} = \sum_{{i,j}} {d(z_cell)}",
     }
 
 
-def verify(derivation: Derivation, *, engines: bool = True) -> list[IdentityCheck]:
-    """Check the three identities cell by cell with SymPy; optionally the engines too.
+def _pair(value: Pair) -> str:
+    return str(value[0]) if value[0] == value[1] else f"{value[0]}\times{value[1]}"
+
+
+def verify(
+    derivation: Derivation,
+    *,
+    engines: bool = True,
+    ops: tuple[str, ...] = ("dw", "da", "db"),
+) -> list[IdentityCheck]:
+    """Check the identities of ``ops`` cell by cell with SymPy; optionally the engines too.
 
     With ``engines=True`` and a layer within :data:`ENGINE_CHECK_LIMIT`, the gradients are
     also re-derived with ``sympy.diff`` (``engine="sympy"``) and compared cell by cell.
@@ -201,7 +214,7 @@ def verify(derivation: Derivation, *, engines: bool = True) -> list[IdentityChec
         "db": derivation.grad_bias,
     }
     checks = []
-    for op in ("dw", "da", "db"):
+    for op in ops:
         if op == "db" and not spec.bias:
             checks.append(IdentityCheck(op, names[op], labels[op], None, "layer has no bias"))
             continue

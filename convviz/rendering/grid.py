@@ -118,6 +118,8 @@ class CellGrid(VGroup):
         self.reset()
 
         self.labels = VGroup()
+        #: The label of each labelled cell, by ``(row, col)`` (empty when labels gave way).
+        self.label_of: dict[tuple[int, int], VMobject] = {}
         if labels:
             unknown = [k for k in labels if not self.is_real(k)]
             if unknown:
@@ -127,6 +129,7 @@ class CellGrid(VGroup):
                 for key, label in labels.items():
                     label.scale(scale).move_to(self._squares[key])
                     self.labels.add(label)
+                    self.label_of[key] = label
         self.pad_labels = VGroup()
         if pad_label is not None and p:
             # A lone digit would be scaled up to fill the cell; keep it digit-sized.

@@ -157,6 +157,8 @@ class FrameSpec:
         manim frame size (14.22 x 8 for 16:9).
     margin
         Empty border kept on every side.
+    caption_height
+        Band kept free at the top for a caption line.
     panel_height
         Band kept free at the bottom for the equation panel.
     title_height
@@ -174,6 +176,7 @@ class FrameSpec:
     width: float = 128 / 9
     height: float = 8.0
     margin: float = 0.3
+    caption_height: float = 0.0
     panel_height: float = 1.6
     title_height: float = 0.6
     operator_width: float = 0.9
@@ -189,10 +192,18 @@ class FrameSpec:
     @property
     def content_box(self) -> Box:
         """Where arrays, titles and operators may go."""
-        top = self.height / 2 - self.margin
+        top = self.height / 2 - self.margin - self.caption_height
         bottom = -self.height / 2 + self.panel_height
         width = self.width - 2 * self.margin
         return Box(0.0, (top + bottom) / 2, width, top - bottom)
+
+    @property
+    def caption_box(self) -> Box:
+        """The caption band at the top (zero height when there is none)."""
+        top = self.height / 2 - self.margin
+        return Box(
+            0.0, top - self.caption_height / 2, self.width - 2 * self.margin, self.caption_height
+        )
 
     @property
     def panel_box(self) -> Box:

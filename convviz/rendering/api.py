@@ -1,0 +1,248 @@
+"""``convviz.render``: one call from a layer spec to a video file (plus timeline, chapters)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from convviz.derivation import derive
+from convviz.notation import SHORT_NAMES
+from convviz.rendering.output import (
+    FORMATS,
+    QUALITIES,
+    Chapter,
+    RenderError,
+    atomic_write_text,
+    box_to_pixels,
+    render_scene,
+    write_chapters,
+)
+from convviz.rendering.plan import CLIP_OPS
+from convviz.rendering.scenes import ConvolutionScene, scene_class
+from convviz.rendering.theme import DARK, Theme
+from convviz.spec import ConvSpec
+
+__all__ = ["RenderResult", "default_output", "render", "render_clip", "timeline_document"]
+
+#: Formats that can carry an alpha channel.
+TRANSPARENT_FORMATS = ("webm", "mov", "png")
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What :func:`render_clip` wrote."""
+
+    video: Path
+    timeline: dict[str, Any]
+
+
+def default_output(spec: ConvSpec, op: str, fmt: str = "mp4", root: Path | None = None) -> Path:
+    """``media/<op>_<layer slug>.<fmt>``, e.g. ``media/forward_6x6_k3x3.mp4``."""
+    return (root or Path("media")) / f"{op}_{spec.slug()}.{fmt}"
+
+
+def _check(op: str, quality: str, fmt: str, transparent: bool, fps: int | None,
+           step_time: float, max_steps: int | None) -> None:
+    if op not in CLIP_OPS:
+        raise RenderError(f"unknown clip {op!r}; choose one of {', '.join(CLIP_OPS)}")
+    if quality not in QUALITIES:
+        raise RenderError(f"unknown quality {quality!r}; choose one of {', '.join(QUALITIES)}")
+    if fmt not in FORMATS:
+        raise RenderError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if transparent and fmt not in TRANSPARENT_FORMATS:
+        raise RenderError(
+            f"--transparent needs a format with an alpha channel "
+            f"({', '.join(TRANSPARENT_FORMATS)}), not {fmt}"
+        )
+    if fps is not None and not 1 <= fps <= 120:
+        raise RenderError(f"--fps must be between 1 and 120, got {fps}")
+    if not 0.2 <= step_time <= 60:
+        raise RenderError(f"--step-time must be between 0.2 and 60 seconds, got {step_time}")
+    if max_steps is not None and max_steps < 1:
+        raise RenderError(f"--max-steps must be at least 1, got {max_steps}")
+
+
+def render_clip(
+    spec: ConvSpec,
+    op: str = "forward",
+    *,
+    quality: str = "l",
+    output: Path | str | None = None,
+    fmt: str | None = None,
+    transparent: bool = False,
+    fps: int | None = None,
+    step_time: float = 1.0,
+    max_steps: int | None = None,
+    theme: Theme = DARK,
+    on_step: Callable[[int, int], None] | None = None,
+) -> RenderResult:
+    """Render one clip; return the written path and its timeline document.
+
+    See :func:`render` for the parameters.
+    """
+    chosen = (fmt or (Path(output).suffix.lstrip(".") if output else "mp4")).lower()
+    _check(op, quality, chosen, transparent, fps, step_time, max_steps)
+    target = Path(output) if output is not None else default_output(spec, op, chosen)
+    derivation = derive(spec)
+    holder: list[ConvolutionScene] = []
+
+    def factory() -> ConvolutionScene:
+        scene = scene_class(op)(
+            spec,
+            theme=theme,
+            step_time=step_time,
+            max_steps=max_steps,
+            derivation=derivation,
+            on_step=on_step,
+        )
+        holder.append(scene)
+        return scene
+
+    overrides: dict[str, Any] = {"background_color": theme.background}
+    if transparent:
+        overrides["transparent"] = True
+    if fps is not None:
+        overrides["frame_rate"] = fps
+    written = render_scene(factory, target, quality=quality, fmt=chosen, overrides=overrides)
+    q = QUALITIES[quality]
+    doc = timeline_document(
+        holder[0],
+        video=written,
+        width=q.pixel_width,
+        height=q.pixel_height,
+        fps=fps or q.frame_rate,
+    )
+    return RenderResult(written, doc)
+
+
+def render(
+    spec: ConvSpec,
+    op: str = "forward",
+    *,
+    quality: str = "l",
+    output: Path | str | None = None,
+    fmt: str | None = None,
+    transparent: bool = False,
+    fps: int | None = None,
+    timeline: Path | str | None = None,
+    chapters: Path | str | None = None,
+    step_time: float = 1.0,
+    max_steps: int | None = None,
+    theme: Theme = DARK,
+    on_step: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Render the clip of ``op`` for the layer ``spec`` and return the written path.
+
+    Parameters
+    ----------
+    spec
+        The layer.
+    op
+        ``forward``, ``dw``, ``da``, ``db`` or ``da-full``.
+    quality
+        manim's letters: ``l`` 480p15, ``m`` 720p30, ``h`` 1080p60, ``k`` 2160p60.
+    output
+        Where to write (default :func:`default_output`). The file appears only once the
+        render is complete; an existing file is left alone if rendering fails.
+    fmt
+        ``mp4``, ``gif``, ``webm``, ``mov`` or ``png`` (last frame); default from the
+        suffix of ``output``, else ``mp4``.
+    transparent
+        Transparent background (``webm``, ``mov``, ``png``).
+    fps
+        Frame rate instead of the quality's.
+    timeline, chapters
+        Also write the clip's timeline JSON / WebVTT chapters there.
+    step_time
+        Seconds per step.
+    max_steps
+        Animate only the first steps.
+    theme
+        Colours.
+    on_step
+        Progress callback ``on_step(done, total)``.
+    """
+    result = render_clip(
+        spec,
+        op,
+        quality=quality,
+        output=output,
+        fmt=fmt,
+        transparent=transparent,
+        fps=fps,
+        step_time=step_time,
+        max_steps=max_steps,
+        theme=theme,
+        on_step=on_step,
+    )
+    if timeline is not None:
+        atomic_write_text(Path(timeline), json.dumps(result.timeline, indent=1) + "\n")
+    if chapters is not None:
+        write_chapters(Path(chapters), chapter_list(result.timeline))
+    return result.video
+
+
+def _cell_name(role: str, index: list[int]) -> str:
+    name = SHORT_NAMES[role]
+    return f"{name}[{','.join(str(i) for i in index)}]" if index else name
+
+
+def chapter_list(doc: dict[str, Any]) -> list[Chapter]:
+    """One chapter per step, titled with the cell it computes (e.g. ``z[1,2]``)."""
+    return [
+        Chapter(
+            step["start"],
+            step["end"],
+            _cell_name(step["target"]["role"], step["target"]["index"]),
+        )
+        for step in doc["steps"]
+    ]
+
+
+def timeline_document(
+    scene: ConvolutionScene, *, video: Path, width: int, height: int, fps: int
+) -> dict[str, Any]:
+    """The timeline JSON of a rendered scene (see the README for the schema)."""
+    assert scene.plan is not None
+    arrays: dict[str, Any] = {}
+    boxes = scene.cell_boxes()
+    for array in scene.plan.arrays:
+        info = scene.derivation.array_info(array.role) if scene.derivation else None
+        cells = {}
+        for key, box in boxes[array.role].items():
+            left, top, right, bottom = box_to_pixels(
+                box.corners(), pixel_width=width, pixel_height=height
+            )
+            cells[key] = [round(left, 2), round(top, 2), round(right, 2), round(bottom, 2)]
+        arrays[array.role] = {
+            "label": array.label,
+            "shape": list(info.shape) if info else [],
+            "cells": cells,
+        }
+    steps = []
+    for step, timing in zip(scene.plan.steps, scene.timings, strict=True):
+        steps.append(
+            {
+                "start": round(timing.start, 4),
+                "end": round(timing.end, 4),
+                "hold": [round(timing.hold_start, 4), round(timing.end, 4)],
+                "target": step.target.to_json(),
+                "highlights": {
+                    role: [list(i) for i in idx] for role, idx in step.highlights.items()
+                },
+            }
+        )
+    return {
+        "video": str(video),
+        "op": scene.plan.op,
+        "layer": scene.spec.describe(),
+        "width": width,
+        "height": height,
+        "fps": fps,
+        "duration": round(float(scene.renderer.time), 4),
+        "arrays": arrays,
+        "steps": steps,
+    }

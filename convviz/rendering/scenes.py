@@ -1,0 +1,540 @@
+"""Manim scenes that animate a layer's highlight maps.
+
+Every scene draws a :class:`~convviz.rendering.plan.ScenePlan`: grids laid out once,
+labels typeset in one LaTeX run, and then, step by step, the target cell filled teal and
+the cells that multiply to produce it outlined yellow. Which cells light up comes only
+from the plan, i.e. from reflecting the derived expressions.
+
+Each step is one short ``play`` that restyles only the squares that change (so Cairo
+redraws little), followed by a ``wait`` in which the frame is still (so frames are
+copied, not redrawn). The times of both are recorded for the timeline.
+
+Scenes take a :class:`~convviz.spec.ConvSpec`, so they work from ``manim`` files, from
+``%%manim`` in Jupyter and as base classes::
+
+    class Mine(ForwardConvolution):
+        def __init__(self, **kwargs):
+            super().__init__(ConvSpec(input_size=(5, 5), stride=2), **kwargs)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from manim import (
+    PI,
+    Animation,
+    FadeIn,
+    FadeOut,
+    ManimColor,
+    Scene,
+    UpdateFromAlphaFunc,
+    VGroup,
+    VMobject,
+    smooth,
+)
+
+from convviz.derivation import Derivation, derive
+from convviz.rendering.grid import CellGrid
+from convviz.rendering.layout import ArrayShape, Box, FrameSpec, Layout, SliceShape, layout_row
+from convviz.rendering.plan import ScenePlan, StepPlan, plan_scene
+from convviz.rendering.theme import DARK, CellStyle, Theme
+from convviz.rendering.typeset import typeset
+from convviz.spec import ConvSpec
+
+__all__ = [
+    "BiasGradient",
+    "ConvolutionScene",
+    "ForwardConvolution",
+    "InputGradient",
+    "InputGradientAsFullConvolution",
+    "StepTiming",
+    "WeightGradient",
+    "scene_class",
+]
+
+#: Frame used by every clip: a caption band on top, the equation panel at the bottom.
+CLIP_FRAME = FrameSpec(caption_height=0.55, panel_height=1.5, slice_gap=0.9)
+
+#: Cells smaller than this (scene units) get no labels at all (not even typeset).
+LABEL_MIN_CELL = 0.3
+
+#: Style tuple as reported by :meth:`CellGrid.style_of`.
+StyleTuple = tuple[str, float, str, float]
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """When a step starts, when its highlights are fully shown, and when it ends."""
+
+    start: float
+    hold_start: float
+    end: float
+
+
+class _Restyle(Animation):  # type: ignore[misc]
+    """Fade squares from one style to another and glide footprint outlines.
+
+    ``extra`` mobjects (labels above the squares) are animated as no-ops so that Cairo
+    keeps drawing them on top of the moving squares.
+    """
+
+    def __init__(
+        self,
+        changes: Sequence[tuple[VMobject, StyleTuple, StyleTuple]],
+        moves: Sequence[tuple[VMobject, Box, Box, float, float]],
+        extra: Iterable[VMobject],
+        run_time: float,
+    ) -> None:
+        group = VGroup(*(m for m, _, _ in changes), *(m for m, *_ in moves), *extra)
+        super().__init__(group, run_time=run_time, rate_func=smooth)
+        self.changes = [
+            (m, ManimColor(a[0]), a[1], ManimColor(a[2]), a[3], ManimColor(b[0]), b[1],
+             ManimColor(b[2]), b[3])
+            for m, a, b in changes
+        ]
+        self.moves = moves
+
+    def interpolate_mobject(self, alpha: float) -> None:
+        a = self.rate_func(alpha)
+        for m, f0, o0, s0, w0, f1, o1, s1, w1 in self.changes:
+            m.set_fill(f0.interpolate(f1, a), opacity=o0 + (o1 - o0) * a)
+            m.set_stroke(s0.interpolate(s1, a), width=w0 + (w1 - w0) * a)
+        for rect, b0, b1, op0, op1 in self.moves:
+            width = b0.width + (b1.width - b0.width) * a
+            height = b0.height + (b1.height - b0.height) * a
+            x = b0.center_x + (b1.center_x - b0.center_x) * a
+            y = b0.center_y + (b1.center_y - b0.center_y) * a
+            rect.stretch_to_fit_width(max(width, 1e-3))
+            rect.stretch_to_fit_height(max(height, 1e-3))
+            rect.move_to(np.array([x, y, 0.0]))
+            rect.set_stroke(opacity=op0 + (op1 - op0) * a)
+
+
+class ConvolutionScene(Scene):  # type: ignore[misc]
+    """Base class: animate one operation of a convolution layer.
+
+    Parameters
+    ----------
+    spec
+        The layer (default: the article's 6x6 input and 3x3 kernel).
+    theme
+        Colours (default :data:`~convviz.rendering.theme.DARK`, as in the article).
+    step_time
+        Seconds per step, transition included.
+    transition
+        Seconds of each step spent fading from the previous highlights.
+    max_steps
+        Animate only the first steps (``None``: all).
+    derivation
+        Reuse an existing derivation of ``spec`` instead of deriving again.
+    on_step
+        Called as ``on_step(done, total)`` after each step (progress display).
+    """
+
+    op: ClassVar[str] = "forward"
+
+    def __init__(
+        self,
+        spec: ConvSpec | None = None,
+        *,
+        theme: Theme = DARK,
+        step_time: float = 1.0,
+        transition: float = 0.25,
+        max_steps: int | None = None,
+        derivation: Derivation | None = None,
+        on_step: Callable[[int, int], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec or ConvSpec()
+        if step_time <= 0 or transition < 0:
+            raise ValueError("step_time must be positive and transition at least 0")
+        self.theme = theme
+        self.step_time = step_time
+        self.transition = min(transition, step_time / 2)
+        self.max_steps = max_steps
+        self.derivation = derivation
+        self.on_step = on_step
+        self.plan: ScenePlan | None = None
+        self.layout: Layout | None = None
+        self.grids: dict[str, list[CellGrid]] = {}
+        self.timings: list[StepTiming] = []
+        self._lit: list[tuple[CellGrid, tuple[int, int]]] = []
+        self._equations: list[VMobject] = []
+        self._current_equation: VMobject | None = None
+        self._built = False
+
+    # ------------------------------------------------------------------ building
+    def build(self) -> None:
+        """Plan, lay out and typeset everything (no rendering); safe to call twice."""
+        if self._built:
+            return
+        derivation = self.derivation or derive(self.spec)
+        self.derivation = derivation
+        plan = plan_scene(derivation, self.op, max_steps=self.max_steps)
+        self.plan = plan
+        shapes = [
+            ArrayShape(a.role, tuple(SliceShape(g.rows, g.cols, g.padding) for g in a.grids))
+            for a in plan.arrays
+        ]
+        layout = layout_row(shapes, plan.operators, CLIP_FRAME)
+        self.layout = layout
+        labelled = layout.cell_size >= LABEL_MIN_CELL
+
+        # Everything typeset in one LaTeX run: titles, labels, operators, equations.
+        strings: list[str] = []
+        slots: dict[tuple[Any, ...], int] = {}
+
+        def want(key: tuple[Any, ...], tex: str) -> None:
+            slots[key] = len(strings)
+            strings.append(tex)
+
+        for array in plan.arrays:
+            for n, grid in enumerate(array.grids):
+                want(("title", array.role, n), grid.title)
+                if labelled:
+                    for cell, tex in grid.labels.items():
+                        want(("label", array.role, n, cell), tex)
+        want(("zero",), "0")
+        for k, op in enumerate(plan.operators):
+            want(("op", k), op.replace("*", r"\ast"))
+        for k, step in enumerate(plan.steps):
+            want(("eq", k), step.equation)
+        want(("caption",), plan.caption)
+        if plan.identity:
+            want(("identity",), plan.identity)
+        if plan.rotate_kernel:
+            want(("title-unrotated",), plan.array("kernel").label)
+        mobs = typeset(strings, color=self.theme.text)
+
+        def mob(key: tuple[Any, ...]) -> VMobject:
+            return mobs[slots[key]]
+
+        multi_gap = CLIP_FRAME.slice_gap * layout.cell_size
+        self.grids = {}
+        for array in plan.arrays:
+            placement = layout.array(array.role)
+            grids = []
+            many = len(array.grids) > 1
+            for n, (grid_plan, box) in enumerate(zip(array.grids, placement.slices, strict=True)):
+                labels = (
+                    {cell: mob(("label", array.role, n, cell)) for cell in grid_plan.labels}
+                    if labelled
+                    else None
+                )
+                zero = mob(("zero",)).copy()
+                grid = CellGrid(
+                    grid_plan.rows,
+                    grid_plan.cols,
+                    cell_size=layout.cell_size,
+                    padding=grid_plan.padding,
+                    theme=self.theme,
+                    title=mob(("title", array.role, n)),
+                    labels=labels,
+                    pad_label=zero if grid_plan.padding else None,
+                    title_height=min(0.45, 0.8 * multi_gap) if many else 0.5,
+                )
+                centre = grid.squares.get_center()
+                grid.shift(np.array([box.center_x - centre[0], box.center_y - centre[1], 0.0]))
+                if grid_plan.zeros:
+                    self._mark_zeros(grid, grid_plan.zeros, mob(("zero",)))
+                grids.append(grid)
+            self.grids[array.role] = grids
+
+        self.operator_mobs = VGroup()
+        op_scale = None
+        for k, (_, box) in enumerate(layout.operators):
+            m = mob(("op", k))
+            if op_scale is None:
+                op_scale = min(1.2, 0.5 * box.width / max(m.width, 1e-6))
+            m.scale(op_scale).move_to(np.array([box.center_x, box.center_y, 0.0]))
+            self.operator_mobs.add(m)
+
+        panel = layout.panel
+        self._equations = []
+        for k in range(len(plan.steps)):
+            eq = mob(("eq", k))
+            self._fit(eq, panel.width, min(0.45, panel.height * 0.5))
+            eq.move_to(np.array([panel.center_x, panel.center_y, 0.0]))
+            self._equations.append(eq)
+        caption_box = CLIP_FRAME.caption_box
+        self.caption = mob(("caption",))
+        self._fit(self.caption, caption_box.width, caption_box.height * 0.75)
+        self.caption.move_to(np.array([caption_box.center_x, caption_box.center_y, 0.0]))
+        self.caption.set_fill(self.theme.text, opacity=0.8)
+        self.identity_mob: VMobject | None = None
+        if plan.identity:
+            ident = mob(("identity",))
+            self._fit(ident, panel.width, min(0.6, panel.height * 0.6))
+            ident.move_to(np.array([panel.center_x, panel.center_y, 0.0]))
+            self.identity_mob = ident
+        self.unrotated_title: VMobject | None = None
+        if plan.rotate_kernel:
+            self.unrotated_title = mob(("title-unrotated",))
+        self._built = True
+
+    @staticmethod
+    def _fit(m: VMobject, width: float, height: float) -> None:
+        if m.width <= 0 or m.height <= 0:
+            return
+        m.scale(min(width / m.width, height / m.height))
+
+    def _mark_zeros(self, grid: CellGrid, zeros: Iterable[tuple[int, int]], zero: VMobject) -> None:
+        """Draw structural zeros (gaps of a stride-dilated grid) like padding cells."""
+        size = 0.3 * grid.cell_size
+        for key in zeros:
+            grid.restyle(key, self.theme.padding)
+            if size >= grid.min_label_height:
+                z = zero.copy().scale_to_fit_height(size).move_to(grid.square(key))
+                z.set_fill(self.theme.padding_text)
+                grid.pad_labels.add(z)
+        grid._structural_zeros = set(zeros)  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ stepping
+    def _grid_cell(self, role: str, index: tuple[int, ...]) -> tuple[CellGrid, tuple[int, int]]:
+        assert self.plan is not None
+        n, key = self.plan.array(role).locate(index)
+        return self.grids[role][n], key
+
+    def _rest_style(self, grid: CellGrid, key: tuple[int, int]) -> CellStyle:
+        if key in getattr(grid, "_structural_zeros", ()):
+            return self.theme.padding
+        return grid.base_style(key)
+
+    def apply_step(self, k: int) -> list[tuple[VMobject, StyleTuple, StyleTuple]]:
+        """Restyle the grids for step ``k``; return what changed (square, before, after)."""
+        assert self.plan is not None
+        step = self.plan.steps[k]
+        touched: dict[int, tuple[CellGrid, tuple[int, int], StyleTuple]] = {}
+        new: list[tuple[CellGrid, tuple[int, int], CellStyle]] = []
+        target_grid, target_key = self._grid_cell(step.target.role, step.target.index)
+        new.append((target_grid, target_key, self.theme.target))
+        for role, indices in step.highlights.items():
+            for index in indices:
+                grid, key = self._grid_cell(role, index)
+                new.append((grid, key, self.theme.operand))
+        for grid, key in self._lit:
+            touched.setdefault(id(grid.square(key)), (grid, key, grid.style_of(key)))
+        for grid, key, _ in new:
+            touched.setdefault(id(grid.square(key)), (grid, key, grid.style_of(key)))
+        for grid, key in self._lit:
+            grid.restyle(key, self._rest_style(grid, key))
+        for grid, key, style in new:
+            grid.restyle(key, style)
+        self._lit = [(g, key) for g, key, _ in new]
+        changes = []
+        for grid, key, before in touched.values():
+            after = grid.style_of(key)
+            if after != before:
+                changes.append((grid.square(key), before, after))
+        return changes
+
+    def lit_cells(self) -> dict[str, dict[tuple[int, ...], str]]:
+        """For tests: which display cells currently wear the target/operand colours."""
+        assert self.plan is not None
+        out: dict[str, dict[tuple[int, ...], str]] = {}
+        target_stroke = self.theme.target.stroke_color.upper()
+        operand_stroke = self.theme.operand.stroke_color.upper()
+        for array in self.plan.arrays:
+            for index, (n, key) in array.positions.items():
+                style = self.grids[array.role][n].style_of(key)
+                if style[2] == target_stroke and style[1] > 0:
+                    out.setdefault(array.role, {})[index] = "target"
+                elif style[2] == operand_stroke:
+                    out.setdefault(array.role, {})[index] = "operand"
+        return out
+
+    def _footprint_moves(
+        self, step: StepPlan
+    ) -> list[tuple[VMobject, Box, Box, float, float]]:
+        moves = []
+        shown = {(f.role, f.slice) for f in step.footprints}
+        for f in step.footprints:
+            grid = self.grids[f.role][f.slice]
+            rect = grid.footprint
+            before = Box(float(rect.get_x()), float(rect.get_y()), float(rect.width),
+                         float(rect.height))
+            old_opacity = float(rect.get_stroke_opacity())
+            cells = [f.first, f.last]
+            after = grid.footprint_box(cells)
+            if old_opacity == 0:
+                before = after
+            moves.append((rect, before, after, old_opacity, 1.0))
+        for role, grids in self.grids.items():
+            for n, grid in enumerate(grids):
+                rect = grid.footprint
+                if (role, n) not in shown and rect.get_stroke_opacity() > 0:
+                    box = Box(float(rect.get_x()), float(rect.get_y()), float(rect.width),
+                              float(rect.height))
+                    moves.append((rect, box, box, float(rect.get_stroke_opacity()), 0.0))
+        return moves
+
+    def _labels_over(self, squares: Iterable[VMobject]) -> list[VMobject]:
+        wanted = {id(s) for s in squares}
+        out = []
+        for grids in self.grids.values():
+            for grid in grids:
+                for key, label in grid.label_of.items():
+                    if id(grid.square(key)) in wanted:
+                        out.append(label)
+        return out
+
+    # ------------------------------------------------------------------ the clip
+    def first_layer(self) -> list[VMobject]:
+        """Everything drawn before the first step, back to front."""
+        grids = [g for gs in self.grids.values() for g in gs]
+        return [*grids, self.operator_mobs, self.caption]
+
+    def construct(self) -> None:
+        """Draw the grids, play every step, then show the verified identity."""
+        self.build()
+        assert self.plan is not None
+        self.camera.background_color = self.theme.background
+        self.add(*self.first_layer())
+        if self.plan.rotate_kernel:
+            self._rotate_kernel()
+        else:
+            self.wait(0.5)
+        total = len(self.plan.steps)
+        for k, step in enumerate(self.plan.steps):
+            start = float(self.renderer.time)
+            moves = self._footprint_moves(step)
+            changes = self.apply_step(k)
+            eq = self._equations[k]
+            if self._current_equation is not None:
+                self.remove(self._current_equation)
+            self.add(eq)
+            self._current_equation = eq
+            extra = [*self._labels_over(m for m, _, _ in changes), eq]
+            if self.transition > 0 and (changes or moves):
+                self.play(_Restyle(changes, moves, extra, run_time=self.transition))
+            hold_start = float(self.renderer.time)
+            self.wait(self.step_time - (hold_start - start))
+            self.timings.append(StepTiming(start, hold_start, float(self.renderer.time)))
+            if self.on_step is not None:
+                self.on_step(k + 1, total)
+        self._finish()
+
+    def _finish(self) -> None:
+        leftovers = self._footprint_moves(StepPlan(self.plan.steps[-1].target, {}, (), ""))  # type: ignore[union-attr]
+        fades: list[Animation] = []
+        if self._current_equation is not None:
+            fades.append(FadeOut(self._current_equation))
+        if self.identity_mob is not None:
+            fades.append(FadeIn(self.identity_mob))
+        if leftovers:
+            fades.append(_Restyle([], leftovers, [], run_time=0.5))
+        if fades:
+            self.play(*fades, run_time=0.5)
+        self.wait(2.0 if self.identity_mob is not None else 0.5)
+
+    def _rotate_kernel(self) -> None:
+        """Show the kernel as stored, then turn it by 180 degrees (labels stay upright)."""
+        assert self.plan is not None
+        view_rows = self.plan.array("kernel")
+        moving = []
+        swaps: list[tuple[VMobject, VMobject, CellGrid]] = []
+        for n, grid in enumerate(self.grids["kernel"]):
+            centre = grid.squares.get_center()
+            rows, cols = view_rows.grids[n].rows, view_rows.grids[n].cols
+            for (r, c), label in grid.label_of.items():
+                start = grid.cell_center((rows + 1 - r, cols + 1 - c))
+                label.move_to(start)
+                moving.append((label, start - centre, centre))
+            if grid.title is not None:
+                # Before turning, the slice is titled with the plain kernel name.
+                plain = grid.title.copy()
+                if n == 0 and self.unrotated_title is not None and len(view_rows.grids) == 1:
+                    plain = self.unrotated_title
+                    plain.scale_to_fit_height(grid.title.height).move_to(grid.title)
+                grid.remove(grid.title)
+                self.add(plain)
+                swaps.append((plain, grid.title, grid))
+        self.wait(0.5)
+
+        def turn(_: VMobject, alpha: float) -> None:
+            angle = PI * smooth(alpha)
+            cos, sin = np.cos(angle), np.sin(angle)
+            for label, offset, centre in moving:
+                x, y = offset[0], offset[1]
+                label.move_to(centre + np.array([cos * x - sin * y, sin * x + cos * y, 0.0]))
+
+        group = VGroup(*(m for m, _, _ in moving))
+        self.play(UpdateFromAlphaFunc(group, turn), run_time=1.5)
+        if swaps:
+            self.play(
+                *(FadeOut(plain) for plain, _, _ in swaps),
+                *(FadeIn(title) for _, title, _ in swaps),
+                run_time=0.5,
+            )
+            for _, title, grid in swaps:
+                self.remove(title)
+                grid.add(title)
+        self.wait(0.3)
+
+    # ------------------------------------------------------------------ geometry
+    def cell_boxes(self) -> dict[str, dict[str, Box]]:
+        """Scene-unit box of every displayed cell, keyed by role and ``"i,j"`` index."""
+        assert self.plan is not None
+        out: dict[str, dict[str, Box]] = {}
+        for array in self.plan.arrays:
+            boxes = {}
+            for index, (n, key) in array.positions.items():
+                boxes[",".join(str(i) for i in index)] = self.grids[array.role][n].cell_box(key)
+            out[array.role] = boxes
+        return out
+
+
+class ForwardConvolution(ConvolutionScene):
+    """``z = a * W + b``: each output cell from a kernel-sized window of the input."""
+
+    op = "forward"
+
+
+class WeightGradient(ConvolutionScene):
+    """``dL/dW``: each kernel cell's gradient from the input and ``dL/dz``."""
+
+    op = "dw"
+
+
+class InputGradient(ConvolutionScene):
+    """``dL/da``: each input cell's gradient from ``dL/dz`` and the kernel."""
+
+    op = "da"
+
+
+class BiasGradient(ConvolutionScene):
+    """``dL/db``: the sum of ``dL/dz``."""
+
+    op = "db"
+
+
+class InputGradientAsFullConvolution(ConvolutionScene):
+    """``dL/da`` as the full correlation of ``dL/dz`` with the kernel rotated by 180 degrees."""
+
+    op = "da-full"
+
+
+_SCENES: dict[str, type[ConvolutionScene]] = {
+    cls.op: cls
+    for cls in (
+        ForwardConvolution,
+        WeightGradient,
+        InputGradient,
+        BiasGradient,
+        InputGradientAsFullConvolution,
+    )
+}
+
+
+def scene_class(op: str) -> type[ConvolutionScene]:
+    """The scene class that animates ``op``."""
+    try:
+        return _SCENES[op]
+    except KeyError:
+        raise ValueError(f"unknown clip {op!r}; expected one of {', '.join(_SCENES)}") from None
+
