@@ -55,6 +55,8 @@ class CellGrid(VGroup):
         Typeset ``0`` to copy into every padding cell (same readability rule).
     min_label_height
         Smallest readable label height in scene units (0.1 is 13 px at 1080p).
+    title_buff
+        Gap between the grid and its title.
     title_height
         Largest title height in scene units.
 
@@ -85,6 +87,7 @@ class CellGrid(VGroup):
         pad_label: VMobject | None = None,
         min_label_height: float = 0.1,
         title_height: float = 0.45,
+        title_buff: float = 0.15,
     ) -> None:
         super().__init__()
         if rows < 1 or cols < 1:
@@ -145,7 +148,7 @@ class CellGrid(VGroup):
         if title is not None:
             if title.height > title_height:
                 title.scale_to_fit_height(title_height)
-            title.next_to(self.squares, direction=np.array([0.0, 1.0, 0.0]), buff=0.15)
+            title.next_to(self.squares, direction=np.array([0.0, 1.0, 0.0]), buff=title_buff)
             self.add(title)
 
         self.footprint = Rectangle(width=cell_size, height=cell_size)

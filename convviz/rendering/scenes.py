@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 #: Frame used by every clip: a caption band on top, the equation panel at the bottom.
-CLIP_FRAME = FrameSpec(caption_height=0.55, panel_height=1.5, slice_gap=0.9)
+CLIP_FRAME = FrameSpec(caption_height=0.55, panel_height=1.5, slice_gap=1.2)
 
 #: Cells smaller than this (scene units) get no labels at all (not even typeset).
 LABEL_MIN_CELL = 0.3
@@ -236,7 +236,8 @@ class ConvolutionScene(Scene):  # type: ignore[misc]
                     title=mob(("title", array.role, n)),
                     labels=labels,
                     pad_label=zero if grid_plan.padding else None,
-                    title_height=min(0.45, 0.8 * multi_gap) if many else 0.5,
+                    title_height=min(0.45, 0.8 * (multi_gap - 0.04)) if many else 0.5,
+                    title_buff=0.04 if many else 0.12,
                 )
                 centre = grid.squares.get_center()
                 grid.shift(np.array([box.center_x - centre[0], box.center_y - centre[1], 0.0]))
