@@ -8,20 +8,29 @@ Render one with plain manim, e.g.::
 or with convviz, which also writes timelines and chapters::
 
     convviz render forward -q h
+
+manim only lists scenes defined in the file it is given, so each convviz scene is
+re-exported here as a (trivial) subclass.
 """
 
-from convviz.rendering.scenes import (
-    BiasGradient,
-    ForwardConvolution,
-    InputGradient,
-    InputGradientAsFullConvolution,
-    WeightGradient,
-)
+from convviz.rendering import scenes
 
-__all__ = [
-    "BiasGradient",
-    "ForwardConvolution",
-    "InputGradient",
-    "InputGradientAsFullConvolution",
-    "WeightGradient",
-]
+
+class ForwardConvolution(scenes.ForwardConvolution):
+    """z = a * W + b, one output cell per step."""
+
+
+class WeightGradient(scenes.WeightGradient):
+    """dL/dW from the input and dL/dz."""
+
+
+class InputGradient(scenes.InputGradient):
+    """dL/da from dL/dz and the kernel."""
+
+
+class BiasGradient(scenes.BiasGradient):
+    """dL/db, the sum of dL/dz."""
+
+
+class InputGradientAsFullConvolution(scenes.InputGradientAsFullConvolution):
+    """dL/da as the full correlation of dL/dz with rot180(W)."""
