@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,15 +20,6 @@ class RenderFailed(click.ClickException):
     """A render could not be done (missing system piece, manim failure): exit 1."""
 
     exit_code = 1
-
-
-def _require_latex() -> None:
-    missing = [p for p in ("latex", "dvisvgm") if shutil.which(p) is None]
-    if missing:
-        raise RenderFailed(
-            f"{' and '.join(missing)} not found: LaTeX is needed to typeset labels; "
-            "run `make setup` (installs texlive and dvisvgm)"
-        )
 
 
 def _progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
@@ -96,6 +86,14 @@ def _progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None
     "--step-time", type=float, default=1.0, show_default=True, help="Seconds per step."
 )
 @click.option("--max-steps", type=int, default=None, help="Animate only the first N steps.")
+@click.option(
+    "--tex",
+    type=click.Choice(["auto", "latex", "none"]),
+    default="auto",
+    show_default=True,
+    help="Typesetting: latex (needs TeX), none (Typst, no TeX needed), auto (latex if "
+    "installed).",
+)
 def render_command(
     op: str,
     spec: ConvSpec,
@@ -108,6 +106,7 @@ def render_command(
     chapters: Path | None,
     step_time: float,
     max_steps: int | None,
+    tex: str,
 ) -> None:
     """Render the animation of OP to a video.
 
@@ -135,7 +134,6 @@ def render_command(
         raise OptionError(f"--step-time: must be between 0.2 and 60 seconds, got {step_time}")
     if max_steps is not None and max_steps < 1:
         raise OptionError(f"--max-steps: must be at least 1, got {max_steps}")
-    _require_latex()
 
     from convviz.rendering.api import default_output, render
     from convviz.rendering.layout import LayoutError
@@ -166,6 +164,7 @@ def render_command(
                 step_time=step_time,
                 max_steps=max_steps,
                 on_step=update,
+                tex=tex,
             )
         except (RenderError, LayoutError) as err:
             raise OptionError(str(err)) from None

@@ -133,6 +133,8 @@ class ConvolutionScene(Scene):  # type: ignore[misc]
         Reuse an existing derivation of ``spec`` instead of deriving again.
     on_step
         Called as ``on_step(done, total)`` after each step (progress display).
+    tex
+        Typesetting engine: ``"latex"`` (needs TeX) or ``"typst"`` (no TeX needed).
     """
 
     op: ClassVar[str] = "forward"
@@ -147,9 +149,11 @@ class ConvolutionScene(Scene):  # type: ignore[misc]
         max_steps: int | None = None,
         derivation: Derivation | None = None,
         on_step: Callable[[int, int], None] | None = None,
+        tex: str = "latex",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.tex = tex
         self.spec = spec or ConvSpec()
         if step_time <= 0 or transition < 0:
             raise ValueError("step_time must be positive and transition at least 0")
@@ -209,7 +213,7 @@ class ConvolutionScene(Scene):  # type: ignore[misc]
             want(("identity",), plan.identity)
         if plan.rotate_kernel:
             want(("title-unrotated",), plan.array("kernel").label)
-        mobs = typeset(strings, color=self.theme.text)
+        mobs = typeset(strings, color=self.theme.text, backend=self.tex)
 
         def mob(key: tuple[Any, ...]) -> VMobject:
             return mobs[slots[key]]

@@ -15,6 +15,7 @@ from typing import TypeVar
 from manim import MathTex, VGroup, VMobject
 
 __all__ = [
+    "BACKENDS",
     "TypesetError",
     "cell_tex",
     "protect_braces",
@@ -27,6 +28,9 @@ K = TypeVar("K", bound=Hashable)
 #: Snippets per output line inside the one LaTeX document. Keeps every line far below
 #: TeX's maximum dimension (about 5.7 m) however many labels a scene needs.
 PER_LINE = 16
+
+#: Typesetting engines: LaTeX (MathTex) or Typst (no TeX installation needed).
+BACKENDS = ("latex", "typst")
 
 
 class TypesetError(RuntimeError):
@@ -64,8 +68,9 @@ def typeset(
     *,
     font_size: float = 36.0,
     color: str = "#FFFFFF",
+    backend: str = "latex",
 ) -> list[VMobject]:
-    """Typeset math-mode snippets with one LaTeX run.
+    """Typeset math-mode snippets with one LaTeX (or Typst) run.
 
     Parameters
     ----------
@@ -76,6 +81,10 @@ def typeset(
         manim font size of every snippet (scale the results afterwards as needed).
     color
         Fill colour of the glyphs.
+    backend
+        ``"latex"`` (MathTex, needs a TeX installation) or ``"typst"`` (the ``typst``
+        package from PyPI; the snippets are translated by
+        :func:`convviz.rendering.typst.latex_to_typst`).
 
     Returns
     -------
@@ -90,7 +99,11 @@ def typeset(
     """
     unique = list(dict.fromkeys(s for s in strings if s.strip()))
     parts: dict[str, VMobject] = {}
-    if unique:
+    if backend not in BACKENDS:
+        raise TypesetError(f"unknown typesetting backend {backend!r}; use latex or typst")
+    if unique and backend == "typst":
+        parts = _typeset_typst(unique, font_size, color)
+    elif unique:
         prepared = [protect_braces(s) for s in unique]
         # A line break after every PER_LINE-th part; the break sits inside that part's
         # group, which carries no glyphs for it.
@@ -125,6 +138,26 @@ def typeset(
             used.add(s)
             result.append(parts[s])
     return result
+
+
+def _typeset_typst(unique: list[str], font_size: float, color: str) -> dict[str, VMobject]:
+    try:
+        from convviz.rendering.typst import TypstTranslationError, typeset_typst
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise TypesetError(
+            "cannot typeset labels without TeX: the typst package is not installed; "
+            "run `make setup`"
+        ) from exc
+    try:
+        found = typeset_typst(unique, font_size=font_size, color=color)
+    except ImportError as exc:
+        raise TypesetError(
+            "cannot typeset labels without TeX: the typst package is not installed; "
+            "run `make setup`"
+        ) from exc
+    except (TypstTranslationError, RuntimeError) as exc:
+        raise TypesetError(f"Typst failed on the labels: {exc}") from exc
+    return dict(zip(unique, found, strict=True))
 
 
 def typeset_map(
