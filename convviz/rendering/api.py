@@ -44,6 +44,37 @@ def default_output(spec: ConvSpec, op: str, fmt: str = "mp4", root: Path | None 
     return (root or Path("media")) / f"{op}_{spec.slug()}.{fmt}"
 
 
+#: Values of the ``tex`` option.
+TEX_CHOICES = ("auto", "latex", "none")
+
+
+def latex_available() -> bool:
+    """Whether ``latex`` and ``dvisvgm`` are on ``PATH``."""
+    import shutil
+
+    return shutil.which("latex") is not None and shutil.which("dvisvgm") is not None
+
+
+def resolve_tex(tex: str) -> str:
+    """Typesetting backend for a ``tex`` option value.
+
+    ``auto`` uses LaTeX when it is installed and Typst otherwise; ``latex`` insists on
+    LaTeX (a clear error when it is missing); ``none`` never uses TeX.
+    """
+    if tex not in TEX_CHOICES:
+        raise RenderError(f"unknown tex option {tex!r}; choose one of {', '.join(TEX_CHOICES)}")
+    if tex == "none":
+        return "typst"
+    if latex_available():
+        return "latex"
+    if tex == "latex":
+        raise RenderError(
+            "LaTeX (latex, dvisvgm) not found: install it with `make setup`, or use "
+            "--tex none to typeset with Typst (no TeX needed)"
+        )
+    return "typst"
+
+
 def _check(op: str, quality: str, fmt: str, transparent: bool, fps: int | None,
            step_time: float, max_steps: int | None) -> None:
     if op not in CLIP_OPS:
@@ -78,6 +109,8 @@ def render_clip(
     max_steps: int | None = None,
     theme: Theme = DARK,
     on_step: Callable[[int, int], None] | None = None,
+    tex_cache: Path | str | None = None,
+    tex: str = "auto",
 ) -> RenderResult:
     """Render one clip; return the written path and its timeline document.
 
@@ -86,6 +119,7 @@ def render_clip(
     chosen = (fmt or (Path(output).suffix.lstrip(".") if output else "mp4")).lower()
     _check(op, quality, chosen, transparent, fps, step_time, max_steps)
     target = Path(output) if output is not None else default_output(spec, op, chosen)
+    backend = resolve_tex(tex)
     derivation = derive(spec)
     holder: list[ConvolutionScene] = []
 
@@ -97,6 +131,7 @@ def render_clip(
             max_steps=max_steps,
             derivation=derivation,
             on_step=on_step,
+            tex=backend,
         )
         holder.append(scene)
         return scene
@@ -106,7 +141,14 @@ def render_clip(
         overrides["transparent"] = True
     if fps is not None:
         overrides["frame_rate"] = fps
-    written = render_scene(factory, target, quality=quality, fmt=chosen, overrides=overrides)
+    written = render_scene(
+        factory,
+        target,
+        quality=quality,
+        fmt=chosen,
+        overrides=overrides,
+        tex_cache=Path(tex_cache) if tex_cache is not None else None,
+    )
     q = QUALITIES[quality]
     doc = timeline_document(
         holder[0],
@@ -133,6 +175,8 @@ def render(
     max_steps: int | None = None,
     theme: Theme = DARK,
     on_step: Callable[[int, int], None] | None = None,
+    tex_cache: Path | str | None = None,
+    tex: str = "auto",
 ) -> Path:
     """Render the clip of ``op`` for the layer ``spec`` and return the written path.
 
@@ -164,6 +208,11 @@ def render(
         Colours.
     on_step
         Progress callback ``on_step(done, total)``.
+    tex
+        ``auto`` (LaTeX when installed, else Typst), ``latex`` or ``none`` (Typst).
+    tex_cache
+        Directory for compiled LaTeX kept between renders (default
+        :func:`~convviz.rendering.output.default_tex_cache`).
     """
     result = render_clip(
         spec,
@@ -177,6 +226,8 @@ def render(
         max_steps=max_steps,
         theme=theme,
         on_step=on_step,
+        tex_cache=tex_cache,
+        tex=tex,
     )
     if timeline is not None:
         atomic_write_text(Path(timeline), json.dumps(result.timeline, indent=1) + "\n")
