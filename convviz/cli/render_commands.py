@@ -94,6 +94,20 @@ def _progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None
     help="Typesetting: latex (needs TeX), none (Typst, no TeX needed), auto (latex if "
     "installed).",
 )
+@click.option(
+    "--theme",
+    type=click.Choice(["dark", "light"]),
+    default="dark",
+    show_default=True,
+    help="dark (the article's look) or light (white slides, paper).",
+)
+@click.option(
+    "--palette",
+    type=click.Choice(["article", "colorblind"]),
+    default="article",
+    show_default=True,
+    help="Highlight colours: article (teal/yellow) or colorblind (Okabe-Ito blue/orange).",
+)
 def render_command(
     op: str,
     spec: ConvSpec,
@@ -107,6 +121,8 @@ def render_command(
     step_time: float,
     max_steps: int | None,
     tex: str,
+    theme: str,
+    palette: str,
 ) -> None:
     """Render the animation of OP to a video.
 
@@ -138,6 +154,7 @@ def render_command(
     from convviz.rendering.api import default_output, render
     from convviz.rendering.layout import LayoutError
     from convviz.rendering.output import RenderError
+    from convviz.rendering.theme import theme_for
     from convviz.rendering.typeset import TypesetError
 
     for clip in ops:
@@ -165,6 +182,7 @@ def render_command(
                 max_steps=max_steps,
                 on_step=update,
                 tex=tex,
+                theme=theme_for(theme, palette),
             )
         except (RenderError, LayoutError) as err:
             raise OptionError(str(err)) from None

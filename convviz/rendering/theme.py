@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["DARK", "LIGHT", "CellStyle", "Theme"]
+__all__ = ["DARK", "LIGHT", "PALETTES", "THEMES", "CellStyle", "Theme", "theme_for"]
 
 _HEX = re.compile(r"#[0-9A-Fa-f]{6}")
 
@@ -107,7 +107,7 @@ DARK = Theme(
                      stroke_width=3.0),
     operand=CellStyle(fill_color=_YELLOW, fill_opacity=0.0, stroke_color=_YELLOW,
                       stroke_width=5.0),
-    footprint=CellStyle(fill_color=_YELLOW, fill_opacity=0.0, stroke_color=_YELLOW,
+    footprint=CellStyle(fill_color="#FFFFFF", fill_opacity=0.0, stroke_color="#FFFFFF",
                         stroke_width=2.5, dashed=True),
     padding_text="#888888",
 )
@@ -124,7 +124,41 @@ LIGHT = Theme(
                      stroke_width=3.0),
     operand=CellStyle(fill_color="#E8C11C", fill_opacity=0.0, stroke_color="#C29B00",
                       stroke_width=5.0),
-    footprint=CellStyle(fill_color="#C29B00", fill_opacity=0.0, stroke_color="#C29B00",
+    footprint=CellStyle(fill_color="#222222", fill_opacity=0.0, stroke_color="#222222",
                         stroke_width=2.5, dashed=True),
     padding_text="#999999",
 )
+
+#: Okabe-Ito colours, distinguishable with the common colour-vision deficiencies:
+#: blue for the cell being computed, orange for the cells that multiply.
+_CB_BLUE = "#0072B2"
+_CB_ORANGE = "#E69F00"
+
+#: Theme names accepted by :func:`theme_for` and the CLI's ``--theme``.
+THEMES = ("dark", "light")
+#: Palette names accepted by :func:`theme_for` and the CLI's ``--palette``.
+PALETTES = ("article", "colorblind")
+
+
+def theme_for(name: str = "dark", palette: str = "article") -> Theme:
+    """Return the theme ``name`` (dark, light) in ``palette`` (article, colorblind).
+
+    The article palette is teal and yellow; the colour-blind palette swaps them for the
+    Okabe-Ito blue and orange, which stay distinct under deuteranopia, protanopia and
+    tritanopia, and differ in lightness as well as hue.
+    """
+    if name not in THEMES:
+        raise ValueError(f"unknown theme {name!r}; choose one of {', '.join(THEMES)}")
+    if palette not in PALETTES:
+        raise ValueError(f"unknown palette {palette!r}; choose one of {', '.join(PALETTES)}")
+    base = DARK if name == "dark" else LIGHT
+    if palette == "article":
+        return base
+    from dataclasses import replace
+
+    return replace(
+        base,
+        target=replace(base.target, fill_color=_CB_BLUE, stroke_color=_CB_BLUE,
+                       fill_opacity=0.85),
+        operand=replace(base.operand, fill_color=_CB_ORANGE, stroke_color=_CB_ORANGE),
+    )
