@@ -1,0 +1,606 @@
+"""Render a lecture's worth of clips, listed in a TOML file, in parallel.
+
+A lecture file names every clip once::
+
+    [defaults]              # optional: any clip setting or layer option
+    quality = "m"
+    formats = ["mp4", "gif"]
+
+    [[clip]]
+    name = "forward-intro"  # output stem: <output dir>/forward-intro.mp4
+    op = "forward"          # forward, dw, da, db or da-full
+    input = "6x6"
+    kernel = "3x3"
+
+    [[clip]]
+    name = "strided-dw"
+    op = "dw"
+    stride = 2
+    max_steps = 4
+
+Settings are resolved, last one winning: built-in defaults, the project's defaults
+(:mod:`convviz.config`), the lecture's ``[defaults]``, the clip, then command-line
+overrides. Each (clip, format) pair is a :class:`Job`; a job is skipped when its output
+exists and the ``<output>.convviz-hash`` file beside it holds the hash of the job's
+settings and the convviz version.
+
+Jobs run through any :class:`concurrent.futures.Executor`: a process pool on one machine
+(:func:`process_executor`) or a Dask cluster (:func:`dask_executor`). The worker function
+:func:`render_job` takes and returns plain dicts, and is the only code that imports manim.
+Parsing and the up-to-date check import neither manim nor the derivation machinery.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import time
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from convviz import __version__
+from convviz.config import (
+    BUILTIN,
+    SETTING_KEYS,
+    ProjectDefaults,
+    SettingError,
+    check_setting,
+)
+from convviz.spec import ConvSpec, SpecError, parse_pair, parse_shape
+
+__all__ = [
+    "CLIP_OPS",
+    "HASH_SUFFIX",
+    "Job",
+    "JobResult",
+    "Lecture",
+    "LectureError",
+    "dask_executor",
+    "load_lecture",
+    "process_executor",
+    "render_job",
+    "run_batch",
+    "spec_from_fields",
+    "summary_table",
+]
+
+#: Clips a lecture can ask for (the ops of ``convviz render``).
+CLIP_OPS: tuple[str, ...] = ("forward", "dw", "da", "db", "da-full")
+
+#: Suffix of the file beside each output that holds the hash it was rendered from.
+HASH_SUFFIX = ".convviz-hash"
+
+#: Layer options, as in ``convviz render`` (``bias`` is the negation of ``--no-bias``).
+LAYER_DEFAULTS: Mapping[str, str | bool] = {
+    "input": "6x6",
+    "kernel": "3x3",
+    "stride": "1",
+    "padding": "0",
+    "dilation": "1",
+    "filters": "1",
+    "bias": True,
+    "layer": "2",
+}
+
+_CLIP_SETTINGS = ("formats", "quality", "theme", "step_time", "max_steps", "fps")
+_DEFAULTS_KEYS = (*SETTING_KEYS, "max_steps", *LAYER_DEFAULTS)
+_CLIP_KEYS = ("name", "op", *LAYER_DEFAULTS, *_CLIP_SETTINGS)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+#: Spec field names as the lecture file spells them.
+_FIELD_KEYS = {"input_size": "input", "channels": "input", "kernel_size": "kernel"}
+
+
+class LectureError(ValueError):
+    """A lecture file is malformed; the message names the file, the entry and the field."""
+
+
+# ----------------------------------------------------------------------------- parsing
+def _layer_value(key: str, value: Any) -> Any:
+    """Check and parse one layer option on its own (combinations are checked later)."""
+    if key == "bias":
+        if not isinstance(value, bool):
+            raise SettingError(key, f"must be true or false, got {value!r}")
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    elif not isinstance(value, str):
+        raise SettingError(key, f"must be a string like \"2x1\" or an integer, got {value!r}")
+    try:
+        if key == "input":
+            return parse_shape("input_size", value, allowed=(2, 3))
+        if key == "kernel":
+            return parse_shape("kernel_size", value, allowed=(2,))
+        if key in ("stride", "dilation"):
+            return parse_pair(key, value, minimum=1)
+        if key == "padding":
+            return parse_pair(key, value, minimum=0)
+        return _count(key, value)
+    except SpecError as err:
+        raise SettingError(key, err.rule) from None
+
+
+def spec_from_fields(fields: Mapping[str, Any]) -> ConvSpec:
+    """Build a layer from lecture-file values (``input = "6x6"``, ``stride = 2``, ...).
+
+    Missing options take the command line's defaults. The rules and their messages are
+    those of the command-line layer options.
+
+    Raises
+    ------
+    SettingError
+        Naming the lecture-file key (``input``, ``stride``, ...) and the rule.
+    """
+    v = {key: _layer_value(key, value) for key, value in {**LAYER_DEFAULTS, **fields}.items()}
+    try:
+        return ConvSpec(
+            input_size=(v["input"][-2], v["input"][-1]),
+            kernel_size=(v["kernel"][0], v["kernel"][1]),
+            stride=v["stride"],
+            padding=v["padding"],
+            dilation=v["dilation"],
+            channels=v["input"][0] if len(v["input"]) == 3 else 1,
+            filters=v["filters"],
+            bias=v["bias"],
+            layer=v["layer"],
+        )
+    except SpecError as err:
+        raise SettingError(_FIELD_KEYS.get(err.field_name, err.field_name), err.rule) from None
+
+
+def _count(name: str, text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise SpecError(name, f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One output file: a clip rendered in one format, with every setting resolved."""
+
+    name: str
+    op: str
+    spec: ConvSpec
+    fmt: str
+    quality: str
+    theme: str
+    step_time: float
+    max_steps: int | None
+    fps: int | None
+    output: Path
+
+    @property
+    def hash_path(self) -> Path:
+        """``<output>.convviz-hash``."""
+        return self.output.with_name(self.output.name + HASH_SUFFIX)
+
+    def digest(self) -> str:
+        """sha256 of everything that decides the output's content, and the convviz version."""
+        document = {
+            "convviz": __version__,
+            "op": self.op,
+            "spec": asdict(self.spec),
+            "format": self.fmt,
+            "quality": self.quality,
+            "theme": self.theme,
+            "step_time": self.step_time,
+            "max_steps": self.max_steps,
+            "fps": self.fps,
+        }
+        canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def is_up_to_date(self) -> bool:
+        """Whether the output exists and was rendered from exactly these settings."""
+        try:
+            stored = self.hash_path.read_text(encoding="utf-8").strip()
+        except OSError:
+            return False
+        return stored == self.digest() and self.output.is_file()
+
+    def payload(self) -> dict[str, Any]:
+        """The job as a plain dict, for :func:`render_job` in another process or machine."""
+        return {
+            "name": self.name,
+            "op": self.op,
+            "spec": asdict(self.spec),
+            "format": self.fmt,
+            "quality": self.quality,
+            "theme": self.theme,
+            "step_time": self.step_time,
+            "max_steps": self.max_steps,
+            "fps": self.fps,
+            "output": str(self.output),
+            "digest": self.digest(),
+        }
+
+
+@dataclass(frozen=True)
+class Lecture:
+    """A parsed lecture file: its jobs in file order, clip by clip, format by format."""
+
+    path: Path
+    jobs: tuple[Job, ...]
+    output_dir: Path
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as err:
+        raise LectureError(f"{path}: not valid TOML: {err}") from None
+    except OSError as err:
+        raise LectureError(f"{path}: cannot read: {err.strerror or err}") from None
+
+
+def _check_keys(where: str, table: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            raise LectureError(f"{where}: {key}: unknown key (known: {', '.join(allowed)})")
+
+
+def load_lecture(
+    path: Path,
+    project: ProjectDefaults | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Lecture:
+    """Parse and validate a lecture file into jobs.
+
+    Parameters
+    ----------
+    path
+        The lecture TOML file.
+    project
+        Project defaults (see :func:`convviz.config.find_defaults`); none by default.
+    overrides
+        Settings that win over everything in the files (from command-line options), with
+        keys of :data:`convviz.config.SETTING_KEYS` or ``max_steps``; ``output_dir`` as a
+        :class:`~pathlib.Path`. Values must already be valid.
+
+    Raises
+    ------
+    LectureError
+        On anything malformed, e.g.
+        ``lecture.toml: clip 3 ("pooling-intro"): stride: must be at least 1, got '0'``.
+    """
+    path = Path(path)
+    document = _read(path)
+    _check_keys(str(path), document, ("defaults", "clip"))
+    defaults = document.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise LectureError(f"{path}: defaults: must be a table ([defaults])")
+    clips = document.get("clip")
+    if clips is None:
+        raise LectureError(f"{path}: clip: no [[clip]] entries")
+    if not isinstance(clips, list) or not all(isinstance(c, dict) for c in clips):
+        raise LectureError(f"{path}: clip: must be an array of tables ([[clip]])")
+
+    where = f"{path}: [defaults]"
+    _check_keys(where, defaults, _DEFAULTS_KEYS)
+    settings: dict[str, Any] = dict(BUILTIN)
+    settings["max_steps"] = None
+    settings.update((project or ProjectDefaults()).settings())
+    for key, value in defaults.items():
+        if key in LAYER_DEFAULTS:
+            continue
+        try:
+            settings[key] = check_setting(key, value)
+        except SettingError as err:
+            raise LectureError(f"{where}: {key}: {err.rule}") from None
+    if "output_dir" in defaults:
+        settings["output_dir"] = (path.parent / settings["output_dir"]).resolve()
+    layer_defaults = {k: v for k, v in defaults.items() if k in LAYER_DEFAULTS}
+    for key, value in layer_defaults.items():
+        try:
+            _layer_value(key, value)
+        except SettingError as err:
+            raise LectureError(f"{where}: {key}: {err.rule}") from None
+
+    fixed = dict(overrides or {})
+    output_dir = Path(fixed.pop("output_dir", None) or settings.pop("output_dir", None)
+                      or path.parent / "media")
+    settings.pop("output_dir", None)
+
+    jobs: list[Job] = []
+    seen: dict[str, int] = {}
+    for number, entry in enumerate(clips, start=1):
+        name = entry.get("name")
+        label = f"clip {number}" + (f" ({json.dumps(name)})" if isinstance(name, str) else "")
+        where = f"{path}: {label}"
+        _check_keys(where, entry, _CLIP_KEYS)
+        if name is None:
+            raise LectureError(f"{where}: name: required (the output file's stem)")
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise LectureError(
+                f"{where}: name: must be a file name of letters, digits, '.', '_' and '-' "
+                f"(starting with a letter or digit, at most 100), got {name!r}"
+            )
+        if name in seen:
+            raise LectureError(f"{where}: name: same as clip {seen[name]}")
+        seen[name] = number
+        op = entry.get("op")
+        if op is None:
+            raise LectureError(f"{where}: op: required (one of {', '.join(CLIP_OPS)})")
+        if op not in CLIP_OPS:
+            raise LectureError(f"{where}: op: must be one of {', '.join(CLIP_OPS)}, got {op!r}")
+        resolved = dict(settings)
+        for key in _CLIP_SETTINGS:
+            if key in entry:
+                try:
+                    resolved[key] = check_setting(key, entry[key])
+                except SettingError as err:
+                    raise LectureError(f"{where}: {key}: {err.rule}") from None
+        resolved.update(fixed)
+        layer = {**layer_defaults, **{k: v for k, v in entry.items() if k in LAYER_DEFAULTS}}
+        try:
+            spec = spec_from_fields(layer)
+        except SettingError as err:
+            origin = " (from [defaults])" if err.key not in entry and err.key in defaults else ""
+            raise LectureError(f"{where}: {err.key}{origin}: {err.rule}") from None
+        for fmt in resolved["formats"]:
+            jobs.append(
+                Job(
+                    name=name,
+                    op=op,
+                    spec=spec,
+                    fmt=fmt,
+                    quality=resolved["quality"],
+                    theme=resolved["theme"],
+                    step_time=float(resolved["step_time"]),
+                    max_steps=resolved["max_steps"],
+                    fps=resolved["fps"],
+                    output=output_dir / f"{name}.{fmt}",
+                )
+            )
+    if not jobs:
+        raise LectureError(f"{path}: clip: no [[clip]] entries")
+    return Lecture(path=path, jobs=tuple(jobs), output_dir=output_dir)
+
+
+# ------------------------------------------------------------------------------ worker
+#: Per-process state of a worker: the lock file that reserves its TeX cache.
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_tex_cache() -> Path:
+    """A TeX cache directory that only this process uses while it lives.
+
+    manim's TeX cache is not safe for two processes compiling the same label at once
+    (one can read the other's half-written ``.dvi``), and clips of a lecture share their
+    labels. Each worker therefore reserves a numbered slot with a lock file; the slot's
+    cache survives the process, so the next batch starts warm.
+    """
+    cached = _WORKER.get("tex_cache")
+    if isinstance(cached, Path):
+        return cached
+    from convviz.rendering.output import default_tex_cache
+
+    root = default_tex_cache().parent / "workers"
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: one cache per process
+        chosen = root / f"pid-{os.getpid()}" / "tex"
+    else:
+        slot = 0
+        while True:
+            handle: IO[str] = (root / f"{slot}.lock").open("a")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                slot += 1
+                continue
+            _WORKER["lock"] = handle  # held (open) for the life of the process
+            break
+        chosen = root / str(slot) / "tex"
+    _WORKER["tex_cache"] = chosen
+    return chosen
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    if not isinstance(err, ValueError | RuntimeError | OSError):
+        text = f"{type(err).__name__}: {text}"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def render_job(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Render one job (a :meth:`Job.payload`) and write its hash file; never raises.
+
+    Returns ``{"ok": True, "seconds": ...}`` or ``{"ok": False, "seconds": ...,
+    "error": "one line"}``. Runs in a worker process: manim keeps global state, so jobs
+    must not run in threads of one process at once.
+    """
+    start = time.perf_counter()
+    try:
+        from convviz.config import load_theme
+        from convviz.rendering.api import render
+        from convviz.rendering.output import atomic_write_text
+
+        output = Path(payload["output"])
+        render(
+            ConvSpec(**payload["spec"]),
+            payload["op"],
+            quality=payload["quality"],
+            output=output,
+            fmt=payload["format"],
+            fps=payload["fps"],
+            step_time=payload["step_time"],
+            max_steps=payload["max_steps"],
+            theme=load_theme(payload["theme"]),
+            tex_cache=_worker_tex_cache(),
+        )
+        atomic_write_text(output.with_name(output.name + HASH_SUFFIX), payload["digest"] + "\n")
+    except (Exception, SystemExit) as err:  # a failed clip is reported, never a traceback
+        return {"ok": False, "seconds": time.perf_counter() - start, "error": _one_line(err)}
+    return {"ok": True, "seconds": time.perf_counter() - start}
+
+
+# ----------------------------------------------------------------------------- running
+@dataclass(frozen=True)
+class JobResult:
+    """What happened to one job: ``rendered``, ``up-to-date`` or ``FAILED``."""
+
+    job: Job
+    status: str
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Whether the job failed."""
+        return self.status == "FAILED"
+
+
+def process_executor(jobs: int) -> cf.Executor:
+    """A pool of ``jobs`` fresh worker processes (spawned: no state inherited from us)."""
+    return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+
+
+class _DaskExecutor(cf.Executor):
+    """A Dask distributed client used as a :class:`concurrent.futures.Executor`."""
+
+    def __init__(self, address: str, timeout: float) -> None:
+        import distributed
+
+        client_class: Any = distributed.Client  # untyped
+        self._client: Any = client_class(address, timeout=timeout, set_as_default=False)
+        self._executor: Any = self._client.get_executor(pure=False)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        future: cf.Future[Any] = self._executor.submit(fn, *args, **kwargs)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        try:
+            self._executor.shutdown(wait=wait)
+        finally:
+            self._client.close()
+
+
+def dask_executor(address: str, *, timeout: float = 10.0) -> cf.Executor:
+    """An executor that runs jobs on the Dask cluster whose scheduler is at ``address``.
+
+    Every worker needs convviz (and LaTeX) installed, and must see the output paths:
+    run it on a shared file system. Give workers one thread each (``--nthreads 1``),
+    since manim renders one scene per process at a time.
+
+    Raises
+    ------
+    ImportError
+        When ``distributed`` is not installed.
+    OSError
+        When the scheduler cannot be reached within ``timeout`` seconds.
+    """
+    return _DaskExecutor(address, timeout)
+
+
+def run_batch(
+    jobs: Iterable[Job],
+    make_executor: Callable[[], cf.Executor],
+    *,
+    force: bool = False,
+    on_result: Callable[[JobResult], None] | None = None,
+) -> list[JobResult]:
+    """Render every job that is not up to date, and report each as it finishes.
+
+    Parameters
+    ----------
+    jobs
+        From :func:`load_lecture`.
+    make_executor
+        Called once, and only if something needs rendering, e.g.
+        ``lambda: process_executor(2)``; the executor is shut down at the end.
+    force
+        Render even jobs that are up to date.
+    on_result
+        Called with each :class:`JobResult` as it is known (up-to-date ones first).
+
+    Returns
+    -------
+    list[JobResult]
+        In the order of ``jobs``. A failed job never stops the others.
+    """
+    jobs = list(jobs)
+    results: dict[int, JobResult] = {}
+
+    def record(index: int, result: JobResult) -> None:
+        results[index] = result
+        if on_result is not None:
+            on_result(result)
+
+    pending: list[int] = []
+    for index, job in enumerate(jobs):
+        if not force and job.is_up_to_date():
+            record(index, JobResult(job, "up-to-date"))
+        else:
+            pending.append(index)
+    if pending:
+        executor = make_executor()
+        try:
+            futures = {executor.submit(render_job, jobs[i].payload()): i for i in pending}
+            for future in cf.as_completed(futures):
+                index = futures[future]
+                try:
+                    outcome = future.result()
+                except Exception as err:  # the worker died, or the cluster lost it
+                    outcome = {"ok": False, "seconds": 0.0, "error": _lost(err)}
+                record(
+                    index,
+                    JobResult(
+                        jobs[index],
+                        "rendered" if outcome["ok"] else "FAILED",
+                        float(outcome["seconds"]),
+                        outcome.get("error"),
+                    ),
+                )
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+    return [results[i] for i in range(len(jobs))]
+
+
+def _lost(err: BaseException) -> str:
+    if isinstance(err, cf.process.BrokenProcessPool):
+        return "the worker process died (out of memory, or killed)"
+    return f"lost by the executor: {_one_line(err)}"
+
+
+# ----------------------------------------------------------------------------- summary
+def summary_table(results: Sequence[JobResult], *, relative_to: Path | None = None) -> str:
+    """A plain-text table: name, op, format, status, seconds, output or error."""
+    header = ("name", "op", "format", "status", "seconds", "output / error")
+    rows = [header]
+    for r in results:
+        where = r.job.output
+        if relative_to is not None:
+            with contextlib.suppress(ValueError):
+                where = where.relative_to(relative_to)
+        rows.append(
+            (
+                r.job.name,
+                r.job.op,
+                r.job.fmt,
+                r.status,
+                f"{r.seconds:.1f}" if r.status != "up-to-date" else "-",
+                r.error if r.error is not None else str(where),
+            )
+        )
+    widths = [max(len(row[c]) for row in rows) for c in range(len(header) - 1)]
+    lines = []
+    for row in rows:
+        cells = [
+            row[c].rjust(widths[c]) if c == 4 else row[c].ljust(widths[c])
+            for c in range(len(widths))
+        ]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)
