@@ -111,6 +111,7 @@ def render_clip(
     on_step: Callable[[int, int], None] | None = None,
     tex_cache: Path | str | None = None,
     tex: str = "auto",
+    slides: Path | str | None = None,
 ) -> RenderResult:
     """Render one clip; return the written path and its timeline document.
 
@@ -122,9 +123,12 @@ def render_clip(
     backend = resolve_tex(tex)
     derivation = derive(spec)
     holder: list[ConvolutionScene] = []
+    cls: type[ConvolutionScene] = scene_class(op)
+    if slides is not None and chosen != "mp4":
+        raise RenderError(f"--slides needs the mp4 format, not {chosen}")
 
     def factory() -> ConvolutionScene:
-        scene = scene_class(op)(
+        scene = cls(
             spec,
             theme=theme,
             step_time=step_time,
@@ -157,6 +161,10 @@ def render_clip(
         height=q.pixel_height,
         fps=fps or q.frame_rate,
     )
+    if slides is not None:
+        from convviz.rendering.slides import write_slides
+
+        write_slides(written, doc, Path(slides), cls.__name__, background=theme.background)
     return RenderResult(written, doc)
 
 
@@ -177,6 +185,7 @@ def render(
     on_step: Callable[[int, int], None] | None = None,
     tex_cache: Path | str | None = None,
     tex: str = "auto",
+    slides: Path | str | None = None,
 ) -> Path:
     """Render the clip of ``op`` for the layer ``spec`` and return the written path.
 
@@ -210,6 +219,9 @@ def render(
         Progress callback ``on_step(done, total)``.
     tex
         ``auto`` (LaTeX when installed, else Typst), ``latex`` or ``none`` (Typst).
+    slides
+        Also write a manim-slides presentation folder there (one slide per step);
+        ``manim-slides convert --folder DIR <Scene> out.html`` turns it into reveal.js.
     tex_cache
         Directory for compiled LaTeX kept between renders (default
         :func:`~convviz.rendering.output.default_tex_cache`).
@@ -228,6 +240,7 @@ def render(
         on_step=on_step,
         tex_cache=tex_cache,
         tex=tex,
+        slides=slides,
     )
     if timeline is not None:
         atomic_write_text(Path(timeline), json.dumps(result.timeline, indent=1) + "\n")

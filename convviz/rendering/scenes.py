@@ -30,6 +30,7 @@ from manim import (
     FadeIn,
     FadeOut,
     ManimColor,
+    Mobject,
     Scene,
     UpdateFromAlphaFunc,
     VGroup,
@@ -97,6 +98,10 @@ class _Restyle(Animation):  # type: ignore[misc]
             for m, a, b in changes
         ]
         self.moves = moves
+
+    def create_starting_mobject(self) -> Mobject:
+        """Skip manim's deep copy of every animated square: the start styles are stored."""
+        return Mobject()
 
     def interpolate_mobject(self, alpha: float) -> None:
         a = self.rate_func(alpha)
@@ -414,7 +419,8 @@ class ConvolutionScene(Scene):  # type: ignore[misc]
                 self.remove(self._current_equation)
             self.add(eq)
             self._current_equation = eq
-            extra = [*self._labels_over(m for m, _, _ in changes), eq]
+            # The equation panel never overlaps a grid, so it stays in the static layer.
+            extra = self._labels_over(m for m, _, _ in changes)
             if self.transition > 0 and (changes or moves):
                 self.play(_Restyle(changes, moves, extra, run_time=self.transition))
             hold_start = float(self.renderer.time)
