@@ -29,8 +29,10 @@ __all__ = ["slide_bounds", "write_slides"]
 
 
 def slide_bounds(timeline: dict[str, Any]) -> list[tuple[float, float]]:
-    """``(start, end)`` of every slide: one per step, the first and last stretched to the
-    clip's beginning and end."""
+    """``(start, end)`` of every slide: one per step.
+
+    The first slide also holds the opening and the last one the closing identity.
+    """
     steps = timeline["steps"]
     if not steps:
         return [(0.0, float(timeline["duration"]))]
