@@ -1,6 +1,6 @@
-"""Short LaTeX names for cells and equations, as drawn in the animations.
+r"""Short LaTeX names for cells and equations, as drawn in the animations.
 
-Inside a grid there is no room for ``\\frac{\\partial \\mathcal{L}}{\\partial z^{[2]}_{1,1}}``,
+Inside a grid there is no room for ``\frac{\partial \mathcal{L}}{\partial z^{[2]}_{1,1}}``,
 so cells use the short names of Andrew Ng's course, which the article follows: ``a``,
 ``W``, ``b``, ``z`` for the layer's arrays and ``dz``, ``dW``, ``da``, ``db`` for the
 gradients of the loss with respect to them. Grid titles keep the full names
@@ -47,8 +47,9 @@ def term_latex(factors: Sequence[Cell], coefficient: str = "1") -> str:
 
 
 def step_latex(step: Step, *, max_terms: int = 6, head: int = 3) -> str:
-    """``target = t1 + t2 + ...`` for one step, shortened to ``head`` terms, ``\\cdots``
-    and the last term when there are more than ``max_terms``.
+    r"""``target = t1 + t2 + ...`` for one step, shortened when long.
+
+    With more than ``max_terms`` terms, show the first ``head``, ``\cdots`` and the last.
 
     Terms are shown in the step's order; factors inside a term are shown operands
     first (e.g. ``W a`` reads as the kernel times the input).
