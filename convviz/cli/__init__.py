@@ -67,6 +67,10 @@ def _register() -> None:
 
     for command in render_commands.COMMANDS:
         main.add_command(command)
+    from convviz.cli import storyboard_commands
+
+    for command in storyboard_commands.COMMANDS:
+        main.add_command(command)
     from convviz.cli import batch_commands
 
     for command in batch_commands.COMMANDS:
