@@ -90,7 +90,7 @@ LAYER_DEFAULTS: Mapping[str, str | bool] = {
     "layer": "2",
 }
 
-_CLIP_SETTINGS = ("formats", "quality", "theme", "step_time", "max_steps", "fps")
+_CLIP_SETTINGS = ("formats", "quality", "theme", "palette", "step_time", "max_steps", "fps")
 _DEFAULTS_KEYS = (*SETTING_KEYS, "max_steps", *LAYER_DEFAULTS)
 _CLIP_KEYS = ("name", "op", *LAYER_DEFAULTS, *_CLIP_SETTINGS)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -172,6 +172,7 @@ class Job:
     fmt: str
     quality: str
     theme: str
+    palette: str
     step_time: float
     max_steps: int | None
     fps: int | None
@@ -191,6 +192,7 @@ class Job:
             "format": self.fmt,
             "quality": self.quality,
             "theme": self.theme,
+            "palette": self.palette,
             "step_time": self.step_time,
             "max_steps": self.max_steps,
             "fps": self.fps,
@@ -215,6 +217,7 @@ class Job:
             "format": self.fmt,
             "quality": self.quality,
             "theme": self.theme,
+            "palette": self.palette,
             "step_time": self.step_time,
             "max_steps": self.max_steps,
             "fps": self.fps,
@@ -355,6 +358,7 @@ def load_lecture(
                     fmt=fmt,
                     quality=resolved["quality"],
                     theme=resolved["theme"],
+                    palette=resolved["palette"],
                     step_time=float(resolved["step_time"]),
                     max_steps=resolved["max_steps"],
                     fps=resolved["fps"],
@@ -437,7 +441,7 @@ def render_job(payload: Mapping[str, Any]) -> dict[str, Any]:
             fps=payload["fps"],
             step_time=payload["step_time"],
             max_steps=payload["max_steps"],
-            theme=load_theme(payload["theme"]),
+            theme=load_theme(payload["theme"], payload["palette"]),
             tex_cache=_worker_tex_cache(),
         )
         atomic_write_text(output.with_name(output.name + HASH_SUFFIX), payload["digest"] + "\n")

@@ -5,6 +5,7 @@ A project writes the settings it always wants once, beside its lectures::
     # convviz.toml (the whole file is the table) or, in pyproject.toml, [tool.convviz]
     quality = "m"
     theme = "light"
+    palette = "colorblind"
     formats = ["mp4", "gif"]
     output_dir = "videos"     # relative to the file that says it
     step_time = 0.8
@@ -37,24 +38,31 @@ __all__ = [
     "find_defaults",
     "load_defaults",
     "load_theme",
+    "palette_names",
     "theme_names",
 ]
 
 #: Keys of a defaults table, in the order they are documented.
-SETTING_KEYS: tuple[str, ...] = ("quality", "theme", "formats", "output_dir", "step_time", "fps")
+SETTING_KEYS: tuple[str, ...] = (
+    "quality",
+    "theme",
+    "palette",
+    "formats",
+    "output_dir",
+    "step_time",
+    "fps",
+)
 
 #: Settings used when neither a project file nor an option gives one.
 BUILTIN: Mapping[str, Any] = {
     "quality": "l",
     "theme": "dark",
+    "palette": "article",
     "formats": ("mp4",),
     "output_dir": None,
     "step_time": 1.0,
     "fps": None,
 }
-
-#: Theme names accepted even before the theme module defines them.
-_KNOWN_THEMES = ("dark", "light", "colorblind")
 
 
 class SettingError(ValueError):
@@ -71,35 +79,33 @@ class ConfigError(ValueError):
 
 
 def theme_names() -> tuple[str, ...]:
-    """Names of the colour themes: those the theme module defines, plus the known ones.
-
-    The theme module is plain data (no manim); a module-level :class:`Theme` constant
-    ``FOO`` is the theme ``"foo"``.
-    """
+    """Names of the colour themes (``dark``, ``light``, ...)."""
     from convviz.rendering import theme as theme_module
 
-    found = [
-        name.lower()
-        for name, value in vars(theme_module).items()
-        if name.isupper() and isinstance(value, theme_module.Theme)
-    ]
-    return tuple(dict.fromkeys([*_KNOWN_THEMES, *found]))
+    return tuple(getattr(theme_module, "THEMES", ("dark", "light")))
 
 
-def load_theme(name: str) -> Theme:
-    """The theme called ``name`` (its module constant ``NAME``).
+def palette_names() -> tuple[str, ...]:
+    """Names of the highlight palettes (``article``, ``colorblind``, ...)."""
+    from convviz.rendering import theme as theme_module
+
+    return tuple(getattr(theme_module, "PALETTES", ("article",)))
+
+
+def load_theme(name: str, palette: str = "article") -> Theme:
+    """The theme ``name`` in the highlight colours of ``palette``.
 
     Raises
     ------
     SettingError
-        When this version of convviz does not define that theme.
+        When this version of convviz has no such theme or palette.
     """
-    from convviz.rendering import theme as theme_module
+    from convviz.rendering.theme import theme_for
 
-    found = getattr(theme_module, name.upper(), None) if name.isidentifier() else None
-    if not isinstance(found, theme_module.Theme):
-        raise SettingError("theme", f"{name!r} is not available in this version of convviz")
-    return found
+    try:
+        return theme_for(name, palette)
+    except ValueError as err:
+        raise SettingError("theme", str(err)) from None
 
 
 def _describe(value: Any) -> str:
@@ -123,6 +129,11 @@ def check_setting(key: str, value: Any) -> Any:
         return value
     if key == "theme":
         names = theme_names()
+        if not isinstance(value, str) or value not in names:
+            raise SettingError(key, f"must be one of {', '.join(names)}, got {value!r}")
+        return value
+    if key == "palette":
+        names = palette_names()
         if not isinstance(value, str) or value not in names:
             raise SettingError(key, f"must be one of {', '.join(names)}, got {value!r}")
         return value
@@ -168,7 +179,7 @@ class ProjectDefaults:
 
     Attributes
     ----------
-    quality, theme, formats, step_time, fps
+    quality, theme, palette, formats, step_time, fps
         As the options of ``convviz render``.
     output_dir
         Where outputs go, already resolved against the file's directory.
@@ -178,6 +189,7 @@ class ProjectDefaults:
 
     quality: str | None = None
     theme: str | None = None
+    palette: str | None = None
     formats: tuple[str, ...] | None = None
     output_dir: Path | None = None
     step_time: float | None = None

@@ -102,6 +102,9 @@ def _reporter(total: int) -> tuple[Callable[[JobResult], None], Callable[[], Non
 )
 @click.option("--theme", default=None, help="Colour theme of every clip (dark, light).")
 @click.option(
+    "--palette", default=None, help="Highlight colours of every clip (article, colorblind)."
+)
+@click.option(
     "--format",
     "formats",
     type=click.Choice(list(FORMATS)),
@@ -126,6 +129,7 @@ def batch_command(
     dry_run: bool,
     quality: str | None,
     theme: str | None,
+    palette: str | None,
     formats: tuple[str, ...],
     output_dir: Path | None,
     step_time: float | None,
@@ -136,7 +140,7 @@ def batch_command(
 
     Each [[clip]] has a name (the output's file stem), an op (forward, dw, da, db,
     da-full), layer options as in `convviz render` (input = "6x6", stride = 2, bias =
-    false, ...) and optionally formats, quality, theme, step_time, max_steps, fps. A
+    false, ...) and optionally formats, quality, theme, palette, step_time, max_steps, fps. A
     [defaults] table sets any of these for every clip. Project defaults come from the
     first convviz.toml or pyproject.toml [tool.convviz] above LECTURE; options given
     here override everything.
@@ -161,6 +165,7 @@ def batch_command(
     overrides = _overrides(
         quality=quality,
         theme=theme,
+        palette=palette,
         formats=formats,
         output_dir=output_dir,
         step_time=step_time,
@@ -178,6 +183,7 @@ def batch_command(
             state = "up-to-date" if job.is_up_to_date() and not force else "to render"
             click.echo(
                 f"{job.name}  {job.op}  {job.fmt}  q={job.quality}  theme={job.theme}  "
+                f"palette={job.palette}  "
                 f"step_time={job.step_time:g}  fps={job.fps or '-'}  "
                 f"max_steps={job.max_steps or '-'}  {state}  {job.output}"
             )

@@ -1,0 +1,314 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from convviz.batch import HASH_SUFFIX, LectureError, load_lecture, spec_from_fields
+from convviz.cli import main
+from convviz.config import ProjectDefaults, SettingError
+from convviz.spec import ConvSpec
+
+#: Tiny, fast clips: one step at 480p15.
+TINY = '[defaults]\nquality = "l"\nmax_steps = 1\ninput = "4x4"\nkernel = "2x2"\n'
+
+
+def lecture(folder: Path, body: str, *, defaults: str = TINY, name: str = "lecture.toml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(defaults + "\n" + body, encoding="utf-8")
+    return path
+
+
+def clip(name: str, op: str = "db", **fields: object) -> str:
+    lines = ["[[clip]]", f'name = "{name}"', f'op = "{op}"']
+    for key, value in fields.items():
+        text = f'"{value}"' if isinstance(value, str) else str(value).lower()
+        lines.append(f"{key} = {text}")
+    return "\n".join(lines) + "\n"
+
+
+def batch(*args: str | Path):
+    return CliRunner().invoke(main, ["batch", *map(str, args)])
+
+
+def statuses(output: str) -> dict[str, str]:
+    """``{output file name: status}`` from the summary table."""
+    found = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[3] in ("rendered", "up-to-date", "FAILED"):
+            found[f"{parts[0]}.{parts[2]}"] = parts[3]
+    return found
+
+
+# ----------------------------------------------------------------- malformed files
+BAD_FILES = [
+    ("missing-op", '[[clip]]\nname = "a"\n', 'clip 1 ("a"): op: required'),
+    ("unknown-op", clip("a", "backward"), 'clip 1 ("a"): op: must be one of forward, dw, da'),
+    ("bad-stride", clip("a") + clip("pooling-intro", stride=0),
+     'clip 2 ("pooling-intro"): stride: must be at least 1, got \'0\''),
+    ("bad-input", clip("a", input="6y6"), 'clip 1 ("a"): input: expected sizes like NxN'),
+    ("kernel-too-big", clip("a", kernel="5x5"),
+     'clip 1 ("a"): kernel: kernel height after dilation (5) is larger'),
+    ("bad-bias", clip("a", bias="no"), 'clip 1 ("a"): bias: must be true or false'),
+    ("bad-filters", clip("a", filters=0), "filters: must be a positive integer, got '0'"),
+    ("duplicate", clip("a") + clip("b") + clip("a"), 'clip 3 ("a"): name: same as clip 1'),
+    ("missing-name", '[[clip]]\nop = "db"\n', "clip 1: name: required"),
+    ("unsafe-name", clip("../x"), 'clip 1 ("../x"): name: must be a file name'),
+    ("unknown-key", clip("a", colour="red"), 'clip 1 ("a"): colour: unknown key'),
+    ("wrong-type", clip("a", max_steps="1"), 'clip 1 ("a"): max_steps: must be an integer'),
+    ("bad-format", '[[clip]]\nname = "a"\nop = "db"\nformats = ["avi"]\n',
+     'clip 1 ("a"): formats: each must be one of'),
+    ("bad-theme", clip("a", theme="neon"), 'clip 1 ("a"): theme: must be one of dark, light'),
+    ("not-toml", "[[clip]\nname = ", "not valid TOML"),
+    ("no-clips", "", "clip: no [[clip]] entries"),
+    ("clip-not-array", "clip = 3\n", "clip: must be an array of tables"),
+    ("unknown-top-level", "title = 'x'\n" + clip("a"), "title: unknown key"),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), [b[1:] for b in BAD_FILES],
+                         ids=[b[0] for b in BAD_FILES])
+def test_malformed_lecture_is_one_line_exit_2(tmp_path, body, expected):
+    top_level = body and not body.startswith("[")  # keys that must come before [defaults]
+    path = lecture(tmp_path, body, defaults="" if top_level else TINY)
+    result = batch(path)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"Error: {path}: ")
+    assert expected in line
+
+
+@pytest.mark.parametrize(
+    ("defaults", "expected"),
+    [
+        ('[defaults]\nstride = "x"\n', "[defaults]: stride: expected an integer like 2"),
+        ('[defaults]\nquality = "q"\n', "[defaults]: quality: must be one of l, m, h, k"),
+        ('[defaults]\nname = "a"\n', "[defaults]: name: unknown key"),
+        ('defaults = 3\n', "defaults: must be a table"),
+    ],
+)
+def test_malformed_defaults_table(tmp_path, defaults, expected):
+    result = batch(lecture(tmp_path, clip("a"), defaults=defaults))
+    assert result.exit_code == 2
+    assert expected in result.stderr
+
+
+def test_error_from_defaults_is_traced_to_them(tmp_path):
+    path = lecture(tmp_path, clip("a", input="6x6"), defaults='[defaults]\nkernel = "7x7"\n')
+    with pytest.raises(LectureError, match=r'clip 1 \("a"\): kernel \(from \[defaults\]\)'):
+        load_lecture(path)
+
+
+def test_layer_fields_use_the_cli_rules():
+    assert spec_from_fields({"input": "3x6x6", "stride": "2x1", "padding": 1, "bias": False}) == \
+        ConvSpec(input_size=(6, 6), channels=3, stride=(2, 1), padding=(1, 1), bias=False)
+    with pytest.raises(SettingError) as info:
+        spec_from_fields({"dilation": 0})
+    assert str(info.value) == "dilation: must be at least 1, got '0'"
+
+
+def test_missing_lecture_file(tmp_path):
+    result = batch(tmp_path / "nope.toml")
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
+
+
+# ------------------------------------------------------ resolution and options (dry run)
+def dry(path: Path, *args: str) -> list[str]:
+    result = batch(path, "--dry-run", *args)
+    assert result.exit_code == 0, result.output
+    return result.stdout.splitlines()
+
+
+def test_settings_resolve_builtin_project_lecture_clip(tmp_path):
+    (tmp_path / "convviz.toml").write_text('quality = "h"\ntheme = "light"\nfps = 10\n')
+    path = lecture(tmp_path / "week1", clip("a") + clip("b", quality="m", fps=20),
+                   defaults='[defaults]\ntheme = "dark"\nstep_time = 0.5\n')
+    jobs = load_lecture(path, ProjectDefaults(quality="h", theme="light", fps=10)).jobs
+    assert [(j.quality, j.theme, j.fps, j.step_time) for j in jobs] == [
+        ("h", "dark", 10, 0.5),
+        ("m", "dark", 20, 0.5),
+    ]
+    lines = dry(path)
+    assert "q=h  theme=dark" in lines[0] and "fps=10" in lines[0]
+    assert "q=m  theme=dark" in lines[1] and "fps=20" in lines[1]
+    assert lines[0].endswith(str(tmp_path / "week1" / "media" / "a.mp4"))
+
+
+def test_project_output_dir_and_formats(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.convviz]\nformats = ["mp4", "gif"]\noutput_dir = "videos"\n'
+    )
+    lines = dry(lecture(tmp_path / "l", clip("a")))
+    assert [line.split()[2] for line in lines] == ["mp4", "gif"]
+    assert lines[1].endswith(str(tmp_path.resolve() / "videos" / "a.gif"))
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["-q", "k"], "q=k "),
+        (["--quality", "m"], "q=m "),
+        (["--theme", "light"], "theme=light "),
+        (["--palette", "colorblind"], "palette=colorblind "),
+        (["--step-time", "0.25"], "step_time=0.25 "),
+        (["--fps", "7"], "fps=7 "),
+        (["--max-steps", "3"], "max_steps=3 "),
+        (["--format", "gif"], " gif "),
+    ],
+)
+def test_cli_options_override_every_file(tmp_path, args, expected):
+    (tmp_path / "convviz.toml").write_text(
+        'quality = "h"\ntheme = "dark"\npalette = "article"\nfps = 12\nstep_time = 2\n'
+    )
+    path = lecture(tmp_path, clip("a", quality="l", fps=30, max_steps=1, formats="webm"))
+    (line,) = dry(path, *args)
+    assert expected in line
+
+
+def test_repeated_format_and_output_dir_options(tmp_path):
+    path = lecture(tmp_path, clip("a"))
+    lines = dry(path, "--format", "gif", "--format", "png", "-o", str(tmp_path / "out"))
+    assert [line.split()[-1] for line in lines] == [
+        str(tmp_path / "out" / "a.gif"), str(tmp_path / "out" / "a.png")
+    ]
+    lines = dry(path, "--output-dir", str(tmp_path / "o2"))
+    assert lines[0].endswith(str(tmp_path / "o2" / "a.mp4"))
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--fps", "0"], "--fps: must be between 1 and 120, got 0"),
+        (["--step-time", "100"], "--step-time: must be between 0.2 and 60 seconds"),
+        (["--max-steps", "0"], "--max-steps: must be at least 1, got 0"),
+        (["--theme", "neon"], "--theme: must be one of dark, light, got 'neon'"),
+        (["--palette", "x"], "--palette: must be one of article, colorblind"),
+        (["--format", "avi"], "Invalid value for '--format'"),
+        (["-q", "z"], "Invalid value for '-q' / '--quality'"),
+        (["-j", "0"], "Invalid value for '-j' / '--jobs'"),
+        (["--scheduler", "nonsense"], "--scheduler: expected an address like tcp://HOST:PORT"),
+        (["--scheduler", "tcp://127.0.0.1:8786", "-j", "2"], "-j: not used with --scheduler"),
+    ],
+)
+def test_bad_options_are_one_line_exit_2(tmp_path, args, expected):
+    result = batch(lecture(tmp_path, clip("a")), *args)
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert expected in line
+
+
+def test_unreachable_scheduler_is_one_line_exit_1(tmp_path):
+    pytest.importorskip("distributed")
+    result = batch(lecture(tmp_path, clip("a")), "--scheduler", "tcp://127.0.0.1:9")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.stderr.splitlines()[-1].startswith("Error: --scheduler: cannot reach")
+
+
+def test_hash_decides_up_to_date(tmp_path):
+    path = lecture(tmp_path, clip("a"))
+    (job,) = load_lecture(path).jobs
+    job.output.parent.mkdir(parents=True)
+    job.output.write_bytes(b"video")
+    assert not job.is_up_to_date()
+    job.hash_path.write_text(job.digest() + "\n")
+    assert job.is_up_to_date()
+    assert "up-to-date" in dry(path)[0]
+    assert "to render" in dry(path, "--force")[0]
+    assert "to render" in dry(path, "--fps", "5")[0]  # any setting changes the hash
+    (other,) = load_lecture(lecture(tmp_path, clip("a", stride=2))).jobs
+    assert other.digest() != job.digest()
+    job.output.unlink()
+    assert not job.is_up_to_date()
+
+
+def test_up_to_date_run_renders_nothing(tmp_path, monkeypatch):
+    path = lecture(tmp_path, clip("a") + clip("b", op="dw"))
+    for job in load_lecture(path).jobs:
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        job.output.write_bytes(b"video")
+        job.hash_path.write_text(job.digest())
+    import convviz.batch
+
+    def no_executor(*args, **kwargs):
+        raise AssertionError("no worker may start when everything is up to date")
+
+    monkeypatch.setattr(convviz.batch, "process_executor", no_executor)
+    result = batch(path)
+    assert result.exit_code == 0, result.output
+    assert statuses(result.stdout) == {"a.mp4": "up-to-date", "b.mp4": "up-to-date"}
+    assert "2 outputs: 0 rendered, 2 up to date, 0 failed" in result.stdout
+
+
+# ------------------------------------------------------------------ real renders
+@pytest.mark.slow
+def test_batch_renders_skips_and_rerenders_only_what_changed(tmp_path):
+    body = clip("a") + clip("b", op="dw") + clip("c", op="forward", stride=2)
+    path = lecture(tmp_path, body)
+    result = batch(path, "-j", "2")
+    assert result.exit_code == 0, result.output
+    assert statuses(result.stdout) == {"a.mp4": "rendered", "b.mp4": "rendered",
+                                       "c.mp4": "rendered"}
+    progress = result.stderr.splitlines()
+    assert len(progress) == 3 and all(re.match(r"\[\d/3\] \w\.mp4: rendered", p)
+                                      for p in progress)
+    media = tmp_path / "media"
+    for name in "abc":
+        assert (media / f"{name}.mp4").stat().st_size > 1000
+        assert len((media / f"{name}.mp4{HASH_SUFFIX}").read_text().strip()) == 64
+    assert not [p for p in media.iterdir() if p.name.startswith(".")]  # no partial files
+
+    again = batch(path, "-j", "2")
+    assert again.exit_code == 0
+    assert set(statuses(again.stdout).values()) == {"up-to-date"}
+
+    lecture(tmp_path, body.replace("stride = 2", "stride = 1"))
+    changed = batch(path, "-j", "1")
+    assert changed.exit_code == 0, changed.output
+    assert statuses(changed.stdout) == {"a.mp4": "up-to-date", "b.mp4": "up-to-date",
+                                        "c.mp4": "rendered"}
+
+
+@pytest.mark.slow
+def test_failing_clip_does_not_stop_the_others(tmp_path):
+    path = lecture(tmp_path, clip("good") + clip("bad"))
+    (tmp_path / "media" / "bad.mp4").mkdir(parents=True)  # the output path is a directory
+    result = batch(path, "-j", "1")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert statuses(result.stdout) == {"good.mp4": "rendered", "bad.mp4": "FAILED"}
+    (bad_row,) = [line for line in result.stdout.splitlines() if line.startswith("bad ")]
+    assert "directory" in bad_row.lower()
+    assert (tmp_path / "media" / "good.mp4").is_file()
+    assert not (tmp_path / "media" / f"bad.mp4{HASH_SUFFIX}").exists()
+    assert result.stderr.splitlines()[-1] == "Error: 1 of 2 outputs failed (see the table)"
+
+
+@pytest.mark.slow
+def test_dask_scheduler(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    path = lecture(tmp_path, clip("a") + clip("b", op="da"))
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        scheduler_port=0,
+        dashboard_address=None,
+    )
+    try:
+        result = batch(path, "--scheduler", cluster.scheduler_address)
+    finally:
+        cluster.close()
+    assert result.exit_code == 0, result.output
+    assert statuses(result.stdout) == {"a.mp4": "rendered", "b.mp4": "rendered"}
+    for name in "ab":
+        assert (tmp_path / "media" / f"{name}.mp4").stat().st_size > 1000
+        assert (tmp_path / "media" / f"{name}.mp4{HASH_SUFFIX}").is_file()
+
