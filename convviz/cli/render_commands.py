@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from convviz.cli.options import OptionError, layer_options
+from convviz.config import ConfigError, find_defaults
 from convviz.spec import ConvSpec
 
 __all__ = ["COMMANDS", "render_command"]
@@ -26,7 +28,7 @@ def _progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None
     """A step counter on a terminal (stderr), nothing otherwise."""
     if not sys.stderr.isatty():
         return (lambda done, total: None), (lambda: None)
-    state = {"bar": None}
+    state: dict[str, Any] = {"bar": None}  # click's ProgressBar class is private
 
     def update(done: int, total: int) -> None:
         bar = state["bar"]
@@ -50,16 +52,16 @@ def _progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None
     "-q",
     "--quality",
     type=click.Choice(["l", "m", "h", "k"]),
-    default="l",
-    show_default=True,
-    help="As in manim: l 480p15, m 720p30, h 1080p60, k 2160p60.",
+    default=None,
+    help="As in manim: l 480p15, m 720p30, h 1080p60, k 2160p60. [default: l]",
 )
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(["mp4", "gif", "webm", "mov", "png"]),
     default=None,
-    help="Output format (default: from -o, else mp4). png saves the last frame.",
+    help="Output format (default: from -o, else the project's formats, else mp4). "
+    "png saves the last frame.",
 )
 @click.option("--transparent", is_flag=True, help="Transparent background (webm, mov, png).")
 @click.option("--fps", type=int, default=None, help="Frame rate instead of the quality's.")
@@ -68,7 +70,8 @@ def _progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None
     "--output",
     type=click.Path(path_type=Path),
     default=None,
-    help="Output file (a directory for 'all'). Default: media/<op>_<layer>.<format>.",
+    help="Output file (a directory for 'all'). Default: media/<op>_<layer>.<format>, "
+    "or the project's output_dir.",
 )
 @click.option(
     "--timeline",
@@ -82,9 +85,7 @@ def _progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None
     default=None,
     help="Also write WebVTT chapters, one per step.",
 )
-@click.option(
-    "--step-time", type=float, default=1.0, show_default=True, help="Seconds per step."
-)
+@click.option("--step-time", type=float, default=None, help="Seconds per step. [default: 1]")
 @click.option("--max-steps", type=int, default=None, help="Animate only the first N steps.")
 @click.option(
     "--tex",
@@ -97,32 +98,39 @@ def _progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None
 @click.option(
     "--theme",
     type=click.Choice(["dark", "light"]),
-    default="dark",
-    show_default=True,
-    help="dark (the article's look) or light (white slides, paper).",
+    default=None,
+    help="dark (the article's look) or light (white slides, paper). [default: dark]",
 )
 @click.option(
     "--palette",
     type=click.Choice(["article", "colorblind"]),
-    default="article",
-    show_default=True,
-    help="Highlight colours: article (teal/yellow) or colorblind (Okabe-Ito blue/orange).",
+    default=None,
+    help="Highlight colours: article (teal/yellow) or colorblind (Okabe-Ito blue/orange). "
+    "[default: article]",
+)
+@click.option(
+    "--slides",
+    is_flag=True,
+    help="Also write a manim-slides presentation (one slide per step) to a 'slides' "
+    "folder beside the video; turn it into a reveal.js page with: manim-slides convert "
+    "--folder media/slides ForwardConvolution forward.html",
 )
 def render_command(
     op: str,
     spec: ConvSpec,
-    quality: str,
+    quality: str | None,
     fmt: str | None,
     transparent: bool,
     fps: int | None,
     output: Path | None,
     timeline: Path | None,
     chapters: Path | None,
-    step_time: float,
+    step_time: float | None,
     max_steps: int | None,
     tex: str,
-    theme: str,
-    palette: str,
+    theme: str | None,
+    palette: str | None,
+    slides: bool,
 ) -> None:
     """Render the animation of OP to a video.
 
@@ -133,7 +141,20 @@ def render_command(
       convviz render forward
       convviz render dw --input 5x5 --stride 2 -q h -o dw.mp4 --timeline dw.json
       convviz render all --input 3x6x6 --filters 2 -o lecture/
+
+    Options not given come from the project's defaults, if any: the first convviz.toml,
+    or pyproject.toml with a [tool.convviz] table, in this directory or above it.
     """
+    try:
+        project = find_defaults(Path.cwd())
+    except ConfigError as err:
+        raise OptionError(str(err)) from None
+    quality = quality or project.quality or "l"
+    theme = theme or project.theme or "dark"
+    palette = palette or project.palette or "article"
+    step_time = step_time if step_time is not None else project.step_time or 1.0
+    fps = fps if fps is not None else project.fps
+    media = project.output_dir or Path("media")
     ops = list(CLIPS) if op == "all" else [op]
     if op == "all" and output is not None and output.suffix:
         raise OptionError("-o: with 'all', give a directory, not a file name")
@@ -142,8 +163,12 @@ def render_command(
         raise OptionError(f"-o: {output} does not end in .{fmt}")
     if chosen not in ("mp4", "gif", "webm", "mov", "png"):
         raise OptionError(f"-o: unsupported format .{chosen} (mp4, gif, webm, mov, png)")
-    if transparent and chosen not in ("webm", "mov", "png"):
-        raise OptionError(f"--transparent: needs webm, mov or png, not {chosen}")
+    formats = [chosen] if fmt or (output and output.suffix) else list(project.formats or [chosen])
+    for chosen in formats:
+        if slides and chosen != "mp4":
+            raise OptionError(f"--slides: needs the mp4 format, not {chosen}")
+        if transparent and chosen not in ("webm", "mov", "png"):
+            raise OptionError(f"--transparent: needs webm, mov or png, not {chosen}")
     if fps is not None and not 1 <= fps <= 120:
         raise OptionError(f"--fps: must be between 1 and 120, got {fps}")
     if not 0.2 <= step_time <= 60:
@@ -157,15 +182,16 @@ def render_command(
     from convviz.rendering.theme import theme_for
     from convviz.rendering.typeset import TypesetError
 
-    for clip in ops:
+    for clip, chosen in ((c, f) for c in ops for f in formats):
+        first = chosen == formats[0]  # timeline and chapters come with the first format
         if op == "all":
-            folder = output or Path("media")
+            folder = output or media
             target = default_output(spec, clip, chosen, folder)
-            tl = timeline / f"{target.stem}.timeline.json" if timeline else None
-            ch = chapters / f"{target.stem}.vtt" if chapters else None
+            tl = timeline / f"{target.stem}.timeline.json" if timeline and first else None
+            ch = chapters / f"{target.stem}.vtt" if chapters and first else None
         else:
-            target = output or default_output(spec, clip, chosen)
-            tl, ch = timeline, chapters
+            target = output or default_output(spec, clip, chosen, media)
+            tl, ch = (timeline, chapters) if first else (None, None)
         update, close = _progress(f"{clip} {spec.describe()}")
         try:
             written = render(
@@ -183,6 +209,7 @@ def render_command(
                 on_step=update,
                 tex=tex,
                 theme=theme_for(theme, palette),
+                slides=target.parent / "slides" if slides else None,
             )
         except (RenderError, LayoutError) as err:
             raise OptionError(str(err)) from None
