@@ -1,0 +1,297 @@
+"""Lecture-ready output: Typst typesetting, TeX-free renders, slides, storyboards, themes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from convviz import ConvSpec, derive
+from convviz.cli import main
+from convviz.rendering.plan import CLIP_OPS, plan_scene
+from convviz.rendering.theme import DARK, LIGHT, PALETTES, THEMES, theme_for
+from convviz.rendering.typst import TypstTranslationError, latex_to_typst
+
+CONVVIZ = Path(sys.executable).with_name("convviz")
+
+
+# -- LaTeX -> Typst ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("tex", "typst"),
+    [
+        ("a_{1,2}", "a_(1 , 2)"),
+        (r"dz_{1,1}\,W_{2,2}", "d z_(1 , 1) thin W_(2 , 2)"),
+        (r"\frac{\partial \mathcal{L}}{\partial z^{[2]}}", "frac(partial cal(L), partial z^([ 2 ]))"),
+        (r"*_{\mathrm{full}}", 'ast_(upright("full"))'),
+        (r"\operatorname{rot180}(W^{[2]})", 'op("rot180") ( W^([ 2 ]) )'),
+        (r"\text{Bias gradient: } db", '"Bias gradient:" d b'),
+        (r"z_{1,2} = W_{1,1}\,a_{1,2} + \cdots + b", "z_(1 , 2) = W_(1 , 1) thin a_(1 , 2) + dots.c + b"),
+        (r"\Rightarrow", "=>"),
+        (r"\sum_{i,j} x", "sum_(i , j) x"),
+    ],
+    ids=["cell", "product", "fraction", "full-conv", "rot180", "text", "equation", "arrow", "sum"],
+)
+def test_latex_to_typst(tex: str, typst: str) -> None:
+    assert latex_to_typst(tex) == typst
+
+
+@pytest.mark.parametrize("tex", [r"\alpha", r"\frac{a}", "a}", r"\begin{matrix}"])
+def test_latex_to_typst_rejects_unknown(tex: str) -> None:
+    with pytest.raises(TypstTranslationError):
+        latex_to_typst(tex)
+
+
+def test_every_snippet_a_clip_uses_compiles_with_typst(tmp_path: Path) -> None:
+    """All titles, labels, operators, equations, captions and identities of every clip."""
+    import typst
+
+    snippets: set[str] = set()
+    for spec in (
+        ConvSpec(),
+        ConvSpec(input_size=(4, 4), kernel_size=(2, 2), channels=2, filters=2, stride=2,
+                 padding=1),
+        ConvSpec(input_size=(5, 5), kernel_size=(2, 3), dilation=2, bias=False),
+    ):
+        d = derive(spec)
+        for op in CLIP_OPS:
+            plan = plan_scene(d, op)
+            for array in plan.arrays:
+                for grid in array.grids:
+                    snippets.add(grid.title)
+                    snippets.update(grid.labels.values())
+            snippets.update(plan.operators)
+            snippets.add(plan.caption)
+            snippets.update(step.equation for step in plan.steps)
+            if plan.identity:
+                snippets.add(plan.identity)
+    source = tmp_path / "all.typ"
+    source.write_text(
+        "#set page(width: auto, height: auto)\n"
+        + "\n".join(f"$ {latex_to_typst(s)} $\n" for s in sorted(snippets)),
+        encoding="utf-8",
+    )
+    typst.compile(str(source), output=str(tmp_path / "all.svg"), format="svg")
+    assert (tmp_path / "all.svg").stat().st_size > 1000
+
+
+def test_typst_typesets_one_part_per_snippet() -> None:
+    from convviz.rendering.typeset import typeset
+
+    snippets = ["a_{1,2}", r"\frac{\partial \mathcal{L}}{\partial W^{[2]}}", "0", "a_{1,2}", ""]
+    parts = typeset(snippets, backend="typst")
+    assert len(parts) == 5
+    assert len(parts[4].submobjects) == 0  # the empty snippet
+    # A fraction is taller than a cell label; duplicates are equal copies.
+    assert parts[1].height > 1.5 * parts[0].height
+    assert parts[3].height == pytest.approx(parts[0].height)
+    assert parts[3] is not parts[0]
+
+
+# -- no TeX at all -----------------------------------------------------------------------
+def _path_without_tex(tmp_path: Path) -> str:
+    """A PATH with the venv's tools and core utilities, but no latex or dvisvgm."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", "uname", "env"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    return f"{CONVVIZ.parent}{os.pathsep}{bin_dir}"
+
+
+@pytest.mark.slow
+def test_render_without_tex_on_path(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": _path_without_tex(tmp_path), "HOME": str(tmp_path)}
+    assert shutil.which("latex", path=env["PATH"]) is None
+    out = tmp_path / "forward.mp4"
+    result = subprocess.run(
+        [str(CONVVIZ), "render", "forward", "--max-steps", "2", "-o", str(out),
+         "--timeline", str(tmp_path / "t.json")],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.width == 854
+    timeline = json.loads((tmp_path / "t.json").read_text())
+    assert len(timeline["steps"]) == 2
+
+    # Insisting on LaTeX without it is one clear line and no file.
+    strict = subprocess.run(
+        [str(CONVVIZ), "render", "forward", "--tex", "latex", "-o", str(tmp_path / "x.mp4")],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )
+    assert strict.returncode != 0
+    lines = strict.stderr.strip().splitlines()
+    assert len(lines) == 1 and "make setup" in lines[0] and "--tex none" in lines[0]
+    assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.mark.slow
+def test_typst_and_latex_frames_show_the_same_picture(tmp_path: Path) -> None:
+    """Same layout either way: the lit cells sit at the same pixels."""
+    import convviz
+
+    docs = {}
+    for tex in ("latex", "none"):
+        timeline = tmp_path / f"{tex}.json"
+        convviz.render(ConvSpec(), "forward", output=tmp_path / f"{tex}.png", max_steps=2,
+                       timeline=timeline, tex=tex)
+        docs[tex] = json.loads(timeline.read_text())
+    assert docs["latex"]["arrays"] == docs["none"]["arrays"]
+    latex = np.asarray(Image.open(tmp_path / "latex.png").convert("RGB"), dtype=float)
+    typst = np.asarray(Image.open(tmp_path / "none.png").convert("RGB"), dtype=float)
+    x0, y0, x1, y1 = (int(v) for v in docs["latex"]["arrays"]["output"]["cells"]["1,2"])
+    # The target cell of the last step is teal in both pictures.
+    for image in (latex, typst):
+        patch = image[y0 + 3 : y1 - 3, x0 + 3 : x1 - 3]
+        green = patch[..., 1].mean()
+        assert green > patch[..., 0].mean() + 40
+
+
+# -- slides ------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_slides_export_has_one_slide_per_step(tmp_path: Path) -> None:
+    import convviz
+
+    slides = tmp_path / "slides"
+    timeline = tmp_path / "clip.json"
+    convviz.render(ConvSpec(input_size=(4, 4), kernel_size=(2, 2)), "forward",
+                   output=tmp_path / "clip.mp4", slides=slides, timeline=timeline,
+                   max_steps=4)
+    steps = json.loads(timeline.read_text())["steps"]
+    presentation = json.loads((slides / "ForwardConvolution.json").read_text())
+    assert len(presentation["slides"]) == len(steps) == 4
+    total_frames = 0
+    for slide, step in zip(presentation["slides"], steps, strict=True):
+        file = tmp_path / slide["file"]
+        assert file.is_file()
+        with av.open(str(file)) as container:
+            stream = container.streams.video[0]
+            frames = sum(1 for _ in container.decode(stream))
+        total_frames += frames
+        assert frames >= 1
+        index = ",".join(str(i) for i in step["target"]["index"])
+        assert slide["notes"] == f"{step['target']['role']}[{index}]"
+    with av.open(str(tmp_path / "clip.mp4")) as container:
+        assert total_frames == sum(1 for _ in container.decode(video=0))
+    # manim-slides itself accepts the folder and converts it to a reveal.js page.
+    from manim_slides.config import PresentationConfig
+
+    config = PresentationConfig.from_file(slides / "ForwardConvolution.json")
+    assert len(config.slides) == 4
+    html = tmp_path / "deck.html"
+    convert = subprocess.run(
+        [str(CONVVIZ.with_name("manim-slides")), "convert", "--folder", str(slides),
+         "ForwardConvolution", str(html)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert convert.returncode == 0, convert.stderr[-2000:]
+    assert "reveal" in html.read_text().lower()
+
+
+def test_slides_need_mp4() -> None:
+    result = CliRunner().invoke(main, ["render", "forward", "--slides", "--format", "gif"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "Error: --slides: needs the mp4 format, not gif"
+    ]
+
+
+# -- storyboards --------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", ["png", "pdf", "svg"])
+def test_storyboard_formats(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"board.{suffix}"
+    result = CliRunner().invoke(
+        main, ["storyboard", "forward", "--input", "4x4", "--kernel", "2x2", "--every", "4",
+               "-o", str(out), "--tex", "none"],
+    )
+    assert result.exit_code == 0, result.output + result.stderr
+    data = out.read_bytes()
+    if suffix == "png":
+        with Image.open(out) as image:
+            assert image.width > image.height > 500
+    elif suffix == "pdf":
+        assert data.startswith(b"%PDF")
+    else:
+        text = data.decode()
+        # 9 steps, every 4th and the last: steps 1, 5, 9.
+        assert text.count("<image ") == 3
+        for caption in ("1. z[1,1]", "5. z[2,2]", "9. z[3,3]"):
+            assert caption in text
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_storyboard_frames_show_each_steps_target(tmp_path: Path) -> None:
+    from convviz.rendering.storyboard import capture_frames
+
+    spec = ConvSpec(input_size=(4, 4), kernel_size=(3, 3))
+    frames = capture_frames(spec, "forward", every=1, tex="typst", width=480, height=270)
+    assert [f.caption for f in frames] == ["z[1,1]", "z[1,2]", "z[2,1]", "z[2,2]"]
+    # The teal target moves: the teal pixels' centre differs frame to frame, left to
+    # right then top to bottom, like the output cells.
+    centres = []
+    for frame in frames:
+        px = frame.pixels.astype(int)
+        teal = (px[..., 1] > 120) & (px[..., 0] < 120) & (px[..., 2] > 100)
+        ys, xs = np.nonzero(teal)
+        assert len(xs) > 20
+        centres.append((xs.mean(), ys.mean()))
+    assert centres[1][0] > centres[0][0] and abs(centres[1][1] - centres[0][1]) < 3
+    assert centres[2][1] > centres[0][1] and abs(centres[2][0] - centres[0][0]) < 3
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["-o", "board.txt"], ["--every", "0"], ["--columns", "0"], ["--max-steps", "0"]],
+    ids=["suffix", "every", "columns", "max-steps"],
+)
+def test_storyboard_bad_input(args: list[str]) -> None:
+    result = CliRunner().invoke(main, ["storyboard", "forward", *args])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+
+
+# -- themes --------------------------------------------------------------------------------
+def test_themes_and_palettes() -> None:
+    assert theme_for() is DARK
+    assert theme_for("light") is LIGHT
+    assert set(THEMES) == {"dark", "light"} and set(PALETTES) == {"article", "colorblind"}
+    # The article's colours are manim's TEAL_C and YELLOW_C.
+    assert DARK.target.fill_color == "#5CD0B3" and DARK.operand.stroke_color == "#F7D96F"
+    safe = theme_for("dark", "colorblind")
+    assert safe.target.fill_color == "#0072B2" and safe.operand.stroke_color == "#E69F00"
+    assert safe.background == DARK.background
+    assert theme_for("light", "colorblind").background == "#FFFFFF"
+    with pytest.raises(ValueError, match="unknown theme"):
+        theme_for("sepia")
+    with pytest.raises(ValueError, match="unknown palette"):
+        theme_for("dark", "neon")
+
+
+@pytest.mark.slow
+def test_light_colorblind_render_uses_its_colours(tmp_path: Path) -> None:
+    out = tmp_path / "light.png"
+    timeline = tmp_path / "light.json"
+    result = CliRunner().invoke(
+        main, ["render", "forward", "--theme", "light", "--palette", "colorblind",
+               "--max-steps", "1", "-o", str(out), "--timeline", str(timeline)],
+    )
+    assert result.exit_code == 0, result.stderr
+    image = np.asarray(Image.open(out).convert("RGB"), dtype=int)
+    assert (image[2, 2] == [255, 255, 255]).all()  # white page
+    doc = json.loads(timeline.read_text())
+    x0, y0, x1, y1 = (int(v) for v in doc["arrays"]["output"]["cells"]["1,1"])
+    patch = image[y0 + 3 : y1 - 3, x0 + 3 : x1 - 3].reshape(-1, 3)
+    blueish = (patch[:, 2] > patch[:, 0] + 60).mean()
+    assert blueish > 0.5  # Okabe-Ito blue target
