@@ -30,11 +30,17 @@ CONVVIZ = Path(sys.executable).with_name("convviz")
     [
         ("a_{1,2}", "a_(1 , 2)"),
         (r"dz_{1,1}\,W_{2,2}", "d z_(1 , 1) thin W_(2 , 2)"),
-        (r"\frac{\partial \mathcal{L}}{\partial z^{[2]}}", "frac(partial cal(L), partial z^([ 2 ]))"),
+        (
+            r"\frac{\partial \mathcal{L}}{\partial z^{[2]}}",
+            "frac(partial cal(L), partial z^([ 2 ]))",
+        ),
         (r"*_{\mathrm{full}}", 'ast_(upright("full"))'),
         (r"\operatorname{rot180}(W^{[2]})", 'op("rot180") ( W^([ 2 ]) )'),
         (r"\text{Bias gradient: } db", '"Bias gradient:" d b'),
-        (r"z_{1,2} = W_{1,1}\,a_{1,2} + \cdots + b", "z_(1 , 2) = W_(1 , 1) thin a_(1 , 2) + dots.c + b"),
+        (
+            r"z_{1,2} = W_{1,1}\,a_{1,2} + \cdots + b",
+            "z_(1 , 2) = W_(1 , 1) thin a_(1 , 2) + dots.c + b",
+        ),
         (r"\Rightarrow", "=>"),
         (r"\sum_{i,j} x", "sum_(i , j) x"),
     ],
