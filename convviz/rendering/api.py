@@ -136,6 +136,7 @@ def render_clip(
             derivation=derivation,
             on_step=on_step,
             tex=backend,
+            loop=chosen == "gif",
         )
         holder.append(scene)
         return scene

@@ -140,6 +140,8 @@ class ConvolutionScene(Scene):  # type: ignore[misc]
         Called as ``on_step(done, total)`` after each step (progress display).
     tex
         Typesetting engine: ``"latex"`` (needs TeX) or ``"typst"`` (no TeX needed).
+    loop
+        End by fading back to the opening picture (for looping GIFs).
     """
 
     op: ClassVar[str] = "forward"
@@ -155,10 +157,12 @@ class ConvolutionScene(Scene):  # type: ignore[misc]
         derivation: Derivation | None = None,
         on_step: Callable[[int, int], None] | None = None,
         tex: str = "latex",
+        loop: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.tex = tex
+        self.loop = loop
         self.spec = spec or ConvSpec()
         if step_time <= 0 or transition < 0:
             raise ValueError("step_time must be positive and transition at least 0")
@@ -442,6 +446,27 @@ class ConvolutionScene(Scene):  # type: ignore[misc]
         if fades:
             self.play(*fades, run_time=0.5)
         self.wait(2.0 if self.identity_mob is not None else 0.5)
+        if self.loop:
+            self._return_to_start()
+
+    def _return_to_start(self) -> None:
+        """Fade back to the opening picture, so a looping GIF has no jump.
+
+        (In ``da-full`` the opening turns the kernel; the loop restarts from the turned
+        kernel's labels moving back, which reads as the same rotation.)
+        """
+        changes = []
+        for grid, key in self._lit:
+            before = grid.style_of(key)
+            grid.restyle(key, self._rest_style(grid, key))
+            changes.append((grid.square(key), before, grid.style_of(key)))
+        self._lit = []
+        labels = self._labels_over(m for m, _, _ in changes)
+        animations: list[Animation] = [_Restyle(changes, [], labels, run_time=0.6)]
+        if self.identity_mob is not None:
+            animations.append(FadeOut(self.identity_mob))
+        self.play(*animations, run_time=0.6)
+        self.wait(0.2)
 
     def _rotate_kernel(self) -> None:
         """Show the kernel as stored, then turn it by 180 degrees (labels stay upright)."""

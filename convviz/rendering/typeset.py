@@ -112,9 +112,15 @@ def typeset(
         try:
             tex = MathTex(*prepared, font_size=font_size, use_svg_cache=False)
         except FileNotFoundError as exc:
-            program = exc.filename or "latex"
+            name = str(exc.filename or "latex")
+            if "/" in name or "." in name:
+                raise TypesetError(
+                    f"LaTeX produced no output for the labels ({name} is missing); "
+                    "check the TeX installation with `make setup`"
+                ) from exc
             raise TypesetError(
-                f"cannot typeset labels: {program!s} is not installed; run `make setup`"
+                f"cannot typeset labels: {name} is not installed; run `make setup`, "
+                "or render with --tex none"
             ) from exc
         except ValueError as exc:
             raise TypesetError(f"LaTeX failed on the labels: {exc}") from exc

@@ -301,3 +301,23 @@ def test_light_colorblind_render_uses_its_colours(tmp_path: Path) -> None:
     patch = image[y0 + 3 : y1 - 3, x0 + 3 : x1 - 3].reshape(-1, 3)
     blueish = (patch[:, 2] > patch[:, 0] + 60).mean()
     assert blueish > 0.5  # Okabe-Ito blue target
+
+
+# -- GIF loops ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_gif_loops_back_to_its_first_frame(tmp_path: Path) -> None:
+    out = tmp_path / "clip.gif"
+    result = CliRunner().invoke(main, ["render", "forward", "--max-steps", "2", "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    with Image.open(out) as gif:
+        assert gif.info.get("loop") == 0  # loop forever
+        gif.seek(0)
+        first = np.asarray(gif.convert("RGB"), dtype=int)
+        gif.seek(gif.n_frames // 3)
+        middle = np.asarray(gif.convert("RGB"), dtype=int)
+        gif.seek(gif.n_frames - 1)
+        last = np.asarray(gif.convert("RGB"), dtype=int)
+    # The clip ends on its opening picture (up to GIF palette dithering)...
+    assert np.abs(first - last).mean() < 3
+    # ...while in between the highlights really were on screen.
+    assert np.abs(first - middle).mean() > 3 * np.abs(first - last).mean()
