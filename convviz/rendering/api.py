@@ -143,7 +143,7 @@ def render_clip(
 
     overrides: dict[str, Any] = {"background_color": theme.background}
     if transparent:
-        overrides["transparent"] = True
+        overrides["background_opacity"] = 0.0
     if fps is not None:
         overrides["frame_rate"] = fps
     written = render_scene(

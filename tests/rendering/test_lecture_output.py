@@ -321,3 +321,29 @@ def test_gif_loops_back_to_its_first_frame(tmp_path: Path) -> None:
     assert np.abs(first - last).mean() < 3
     # ...while in between the highlights really were on screen.
     assert np.abs(first - middle).mean() > 3 * np.abs(first - last).mean()
+
+
+# -- transparency ------------------------------------------------------------------------
+def _alpha_range(path: Path) -> tuple[int, int]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        if stream.codec_context.name == "vp9":
+            # FFmpeg's own VP9 decoder drops the alpha plane; libvpx keeps it.
+            decoder = av.CodecContext.create("libvpx-vp9", "r")
+            frame = next(f for p in container.demux(stream) for f in decoder.decode(p))
+        else:
+            frame = next(container.decode(stream))
+        alpha = frame.to_ndarray(format="rgba")[..., 3]
+    return int(alpha.min()), int(alpha.max())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["webm", "mov", "png"])
+def test_transparent_output_has_alpha(tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"clip.{fmt}"
+    result = CliRunner().invoke(
+        main, ["render", "db", "--transparent", "--max-steps", "1", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.stderr
+    low, high = _alpha_range(out)
+    assert low == 0 and high == 255  # see-through background, opaque drawing
