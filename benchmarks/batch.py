@@ -1,0 +1,97 @@
+"""Batch benchmark: parallel speed-up of ``convviz batch``, and the cost of a no-op run.
+
+Usage::
+
+    .venv/bin/python benchmarks/batch.py [--jobs 2] [--clips 8] [--max-steps 4]
+
+Writes a lecture of small clips (forward, dw, da and db on 5x5/3x3 and 6x6/2x2, at
+``-q l``) into a temporary directory and, in the same run, times
+
+1. ``convviz batch -j 1 --force`` (one worker process renders every clip in turn),
+2. ``convviz batch -j N --force`` (N worker processes),
+3. ``convviz batch`` again, when every output is up to date (no worker starts).
+
+Each is the wall time of the whole ``convviz`` process, start-up included. Workers use
+their own TeX caches (see :mod:`convviz.batch`); a warm-up run fills them first, so
+neither timed run pays for LaTeX the other does not. Targets: speed-up >= 1.7x with
+``-j 2`` on 2 cores, and the up-to-date run under 2 s. The machine's load average is
+printed with the numbers, since other work on the machine eats into the speed-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONVVIZ = Path(sys.executable).parent / "convviz"
+
+SPEEDUP_TARGET = 1.7
+UP_TO_DATE_TARGET = 2.0
+
+LAYERS = [("5x5", "3x3"), ("6x6", "2x2")]
+OPS = ["forward", "dw", "da", "db"]
+
+
+def write_lecture(folder: Path, clips: int, max_steps: int) -> Path:
+    entries = [(op, size, kernel) for size, kernel in LAYERS for op in OPS]
+    lines = ['[defaults]', 'quality = "l"', f"max_steps = {max_steps}", ""]
+    for number, (op, size, kernel) in enumerate(entries[:clips], start=1):
+        lines += [
+            "[[clip]]",
+            f'name = "clip{number}-{op}-{size}"',
+            f'op = "{op}"',
+            f'input = "{size}"',
+            f'kernel = "{kernel}"',
+            "",
+        ]
+    path = folder / "lecture.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def timed(*args: str) -> float:
+    start = time.perf_counter()
+    done = subprocess.run([str(CONVVIZ), "batch", *args], capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"convviz batch {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2, help="workers of the parallel run")
+    parser.add_argument("--clips", type=int, default=8, choices=range(1, 9), metavar="1..8")
+    parser.add_argument("--max-steps", type=int, default=4)
+    args = parser.parse_args()
+
+    print(f"cores: {os.cpu_count()}  load average before: {os.getloadavg()}")
+    with tempfile.TemporaryDirectory(prefix="convviz-batch-bench-") as tmp:
+        path = write_lecture(Path(tmp), args.clips, args.max_steps)
+        timed(str(path), "-j", str(args.jobs), "--force")  # warm-up: fills worker TeX caches
+        sequential = timed(str(path), "-j", "1", "--force")
+        parallel = timed(str(path), "-j", str(args.jobs), "--force")
+        up_to_date = timed(str(path))
+    speedup = sequential / parallel
+    rows = [
+        (f"{args.clips} clips, -j 1 --force", f"{sequential:.2f} s", "", ""),
+        (f"{args.clips} clips, -j {args.jobs} --force", f"{parallel:.2f} s",
+         f"speed-up {speedup:.2f}x", f">= {SPEEDUP_TARGET}x"),
+        ("second run, all up to date", f"{up_to_date:.2f} s", "", f"< {UP_TO_DATE_TARGET} s"),
+    ]
+    verdicts = ["", "PASS" if speedup >= SPEEDUP_TARGET else "FAIL",
+                "PASS" if up_to_date < UP_TO_DATE_TARGET else "FAIL"]
+    print(f"{'case':<32} {'wall':>8}  {'result':<17} {'target':<9} verdict")
+    for (case, wall, result, target), verdict in zip(rows, verdicts, strict=True):
+        print(f"{case:<32} {wall:>8}  {result:<17} {target:<9} {verdict}")
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
