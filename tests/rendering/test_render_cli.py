@@ -1,0 +1,202 @@
+"""``convviz render``: one-line errors, missing LaTeX, safe outputs, default paths."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from convviz.cli import main
+from convviz.spec import ConvSpec
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, ["render", *args])
+
+
+def error_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(p.relative_to(folder) for p in folder.rglob("*"))
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch) -> Path:
+    """Run in an empty directory (no project defaults, nothing to overwrite)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+BAD = [
+    pytest.param(["forward", "--transparent"], "--transparent", id="transparent-mp4"),
+    pytest.param(["forward", "--transparent", "-o", "x.gif"], "--transparent",
+                 id="transparent-gif"),
+    pytest.param(["forward", "--fps", "0"], "--fps", id="fps-0"),
+    pytest.param(["forward", "--fps", "500"], "--fps", id="fps-500"),
+    pytest.param(["forward", "--fps", "abc"], "fps", id="fps-not-a-number"),
+    pytest.param(["forward", "--step-time", "0"], "--step-time", id="step-time-0"),
+    pytest.param(["forward", "--step-time", "-1"], "--step-time", id="step-time-negative"),
+    pytest.param(["forward", "--max-steps", "0"], "--max-steps", id="max-steps-0"),
+    pytest.param(["forward", "-o", "out.txt"], ".txt", id="output-txt"),
+    pytest.param(["forward", "-o", "x.mp4", "--format", "gif"], "x.mp4", id="suffix-vs-format"),
+    pytest.param(["all", "-o", "x.mp4"], "directory", id="all-to-a-file"),
+    pytest.param(["forwards"], "forwards", id="unknown-op"),
+    pytest.param(["forward", "-q", "z"], "quality", id="unknown-quality"),
+    pytest.param(["forward", "--format", "avi"], "format", id="unknown-format"),
+    pytest.param(["forward", "--stride", "0"], "--stride", id="stride-0"),
+    pytest.param(["forward", "--stride", "2x"], "--stride", id="stride-malformed"),
+    pytest.param(["forward", "--input", "6x"], "--input", id="input-malformed"),
+    pytest.param(["forward", "--input", "0x6"], "--input", id="input-0"),
+    pytest.param(["forward", "--input", "2x3x6x6"], "--input", id="input-4d"),
+    pytest.param(["forward", "--kernel", "9x9"], "--kernel", id="kernel-too-big"),
+    pytest.param(["forward", "--kernel", "3"], "--kernel", id="kernel-1d"),
+    pytest.param(["forward", "--padding", "-1"], "--padding", id="padding-negative"),
+    pytest.param(["forward", "--dilation", "x"], "--dilation", id="dilation-malformed"),
+    pytest.param(["forward", "--filters", "0"], "--filters", id="filters-0"),
+    pytest.param(["forward", "--layer", "0"], "--layer", id="layer-0"),
+    pytest.param(["forward", "--input", "200x200", "--kernel", "5x5"], "--input",
+                 id="layer-too-large"),
+]
+
+
+@pytest.mark.parametrize(("args", "mentions"), BAD)
+def test_bad_input_is_one_error_line_and_exit_2(in_tmp, args, mentions):
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    lines = error_lines(result)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("Error: ")
+    assert mentions in lines[0]
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    assert files_under(in_tmp) == []
+
+
+def test_missing_latex_is_one_line_pointing_to_make_setup(tmp_path):
+    """With no TeX on PATH (only python), ``--tex latex`` stops before rendering anything."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {
+        "PATH": str(bin_dir),
+        "HOME": str(tmp_path),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "LANG": "C.UTF-8",
+    }
+    out = work / "clip.mp4"
+    proc = subprocess.run(
+        [str(VENV_BIN / "convviz"), "render", "forward", "--tex", "latex", "-o", str(out)],
+        cwd=work, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("Error: ") and "make setup" in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+    assert files_under(work) == []
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch) -> Path:
+    """Point ``tempfile`` at a private directory, so leftovers of a render can be seen."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def _interrupt_after_first_step(error: type[BaseException]):
+    def on_step(done: int, total: int) -> None:
+        if done == 1:
+            raise error("stop")
+
+    return on_step
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+@pytest.mark.parametrize("existing", [True, False], ids=["over-existing", "fresh"])
+def test_failed_render_leaves_no_partial_file(tmp_path, private_tmp, error, existing):
+    from convviz import render
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    target = out_dir / "forward.mp4"
+    timeline = out_dir / "forward.json"
+    if existing:
+        target.write_bytes(b"an older render")
+        os.utime(target, (1_000_000_000, 1_000_000_000))
+    with pytest.raises(error):
+        render(
+            ConvSpec(),
+            "forward",
+            output=target,
+            timeline=timeline,
+            max_steps=3,
+            on_step=_interrupt_after_first_step(error),
+        )
+    if existing:
+        assert target.read_bytes() == b"an older render"
+        assert target.stat().st_mtime == 1_000_000_000
+        assert files_under(out_dir) == [Path("forward.mp4")]
+    else:
+        assert files_under(out_dir) == []
+    assert list(out_dir.glob("*.part")) == list(out_dir.glob(".*")) == []
+    assert files_under(private_tmp) == []  # manim's private media directory is gone
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_the_cli_aborts_and_keeps_the_old_file(in_tmp, monkeypatch):
+    """Ctrl-C during the render: ``Aborted.``, exit 130, the old file untouched."""
+    import convviz.rendering.api as api
+
+    real_render = api.render
+
+    def interrupted(*args, **kwargs):
+        kwargs["on_step"] = _interrupt_after_first_step(KeyboardInterrupt)
+        return real_render(*args, **kwargs)
+
+    monkeypatch.setattr(api, "render", interrupted)
+    (in_tmp / "clip.mp4").write_bytes(b"keep me")
+    result = run("forward", "--max-steps", "3", "-o", "clip.mp4")
+    assert result.exit_code == 130, result.output
+    assert "Aborted." in result.stderr
+    assert "Traceback" not in result.output
+    assert (in_tmp / "clip.mp4").read_bytes() == b"keep me"
+    assert files_under(in_tmp) == [Path("clip.mp4")]
+
+
+@pytest.mark.slow
+def test_default_output_is_named_after_op_and_layer(in_tmp):
+    result = run("db", "--input", "5x5", "--stride", "2", "--max-steps", "1")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(Path("media") / "db_5x5_k3x3_s2.mp4")
+    assert files_under(in_tmp) == [Path("media"), Path("media/db_5x5_k3x3_s2.mp4")]
+    assert (in_tmp / "media/db_5x5_k3x3_s2.mp4").stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="a layer without bias has no dL/db, yet `convviz render db --no-bias` renders a "
+    "clip captioned 'db sums every dz' with nothing lit (highlight map of db has an empty "
+    "step); it should be refused like other impossible requests",
+)
+def test_db_without_bias_is_refused(in_tmp):
+    result = run("db", "--no-bias", "-o", "db.png")
+    assert result.exit_code == 2, result.output
+    lines = error_lines(result)
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    assert files_under(in_tmp) == []
