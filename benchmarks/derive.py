@@ -1,0 +1,391 @@
+"""Benchmark the whole symbolic derivation against the article's all-pairs chain rule.
+
+"Whole derivation" = ``derive(spec)`` plus all four highlight maps (forward, dw, da, db),
+which is what every render and ``convviz highlights`` pays for.
+
+Every measurement runs in a fresh Python subprocess, so SymPy's caches start cold and
+memory is isolated; import time (sympy, numpy, convviz) is excluded from all timings.
+
+Columns
+-------
+sparse s
+    Wall time (``time.perf_counter``), best of N fresh processes, default engine.
+trace MB
+    Peak of Python allocations (``tracemalloc``), in a separate traced process (tracing
+    slows the run, so its time is not used).
+RSS MB
+    Growth of the resident set: ``ru_maxrss`` after the derivation minus ``VmRSS`` just
+    before it, max over the timed processes.
+sympy-eng s
+    The same derivation with ``engine="sympy"`` (``sympy.diff`` on whole output cells,
+    still only for sharing pairs).
+all-pairs s
+    The article's rule: the same symbolic forward pass, then for every cell ``v`` of W, a
+    and b, ``sum(dz * z.diff(v) for z, dz in zip(all z, all dz))``. Highlight maps are not
+    included, so the comparison flatters the baseline.
+
+Usage::
+
+    .venv/bin/python benchmarks/derive.py            # full table (a few minutes)
+    .venv/bin/python benchmarks/derive.py --quick    # small cases only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Targets from the project brief.
+TARGET_28_SECONDS = 1.0
+TARGET_28_MB = 300.0
+TARGET_64_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    spec: dict[str, Any]
+    runs: int  # timed fresh processes for the sparse path
+    allpairs: str  # "run": run fully; "auto": sample, run fully if under budget;
+    # "sample": sample only; "model": extrapolate from the largest sampled case
+    sympy_engine: str  # "run", "auto" (run if the estimate is under budget), "model"
+
+
+CASES = [
+    Case("6x6 / 3x3", {"input_size": (6, 6), "kernel_size": (3, 3)}, 7, "run", "run"),
+    Case("14x14 / 3x3", {"input_size": (14, 14), "kernel_size": (3, 3)}, 5, "auto", "run"),
+    Case("28x28 / 5x5", {"input_size": (28, 28), "kernel_size": (5, 5)}, 3, "sample", "auto"),
+    Case(
+        "3x32x32 / 3x3, F=4",
+        {"input_size": (32, 32), "kernel_size": (3, 3), "channels": 3, "filters": 4},
+        2,
+        "model",
+        "model",
+    ),
+    Case("64x64 / 5x5", {"input_size": (64, 64), "kernel_size": (5, 5)}, 2, "model", "model"),
+]
+
+
+# ================================================================ worker (child process)
+def _rss_now_mb() -> float:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return _rss_peak_mb()
+
+
+def _rss_peak_mb() -> float:
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _whole_derivation(spec: Any, engine: str) -> None:
+    from convviz.derivation import OPS, derive
+    from convviz.reflection import highlight_map
+
+    derivation = derive(spec, engine=engine)  # type: ignore[arg-type]
+    for op in OPS:
+        highlight_map(derivation, op)
+
+
+def _allpairs(spec: Any, sample: int) -> dict[str, Any]:
+    """The seed's chain rule; with ``sample`` > 0 only that many variables per group."""
+    from convviz.conv import correlate
+    from convviz.symbolic import LayerSymbols
+
+    symbols = LayerSymbols.for_spec(spec)
+    a, w, b = symbols.input_cells(), symbols.kernel_cells(), symbols.bias_cells()
+    started = time.perf_counter()
+    z = correlate(a, w, stride=spec.stride, padding=spec.padding, dilation=spec.dilation, bias=b)
+    dz = symbols.grad_output_cells()
+    zs, dzs = list(z.flat), list(dz.flat)
+    forward = time.perf_counter() - started
+    groups = {}
+    if sample:
+        # warm SymPy's caches on one untimed variable so the first sampled one isn't an outlier
+        sum(dzk * zk.diff(a.flat[-1]) for zk, dzk in zip(zs, dzs, strict=True))
+    for name, array in (("W", w), ("a", a), ("b", b)):
+        variables = list(array.flat)
+        if sample:
+            step = max(1, len(variables) // sample)
+            chosen = variables[::step][:sample]
+        else:
+            chosen = variables
+        t0 = time.perf_counter()
+        for v in chosen:
+            sum(dzk * zk.diff(v) for zk, dzk in zip(zs, dzs, strict=True))
+        groups[name] = {
+            "size": len(variables),
+            "timed": len(chosen),
+            "seconds": time.perf_counter() - t0,
+        }
+    return {"forward": forward, "groups": groups}
+
+
+def worker(job: dict[str, Any]) -> dict[str, Any]:
+    import gc
+    import tracemalloc
+
+    from convviz.spec import ConvSpec
+
+    spec = ConvSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in job["spec"].items()})
+    mode = job["mode"]
+    gc.collect()
+    if mode == "traced":
+        tracemalloc.start()
+        _whole_derivation(spec, "product-rule")
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return {"trace_mb": peak / 2**20}
+    before = _rss_now_mb()
+    started = time.perf_counter()
+    result: dict[str, Any] = {}
+    if mode in ("sparse", "sympy"):
+        _whole_derivation(spec, "product-rule" if mode == "sparse" else "sympy")
+    elif mode == "allpairs":
+        result = _allpairs(spec, job.get("sample", 0))
+    else:
+        raise ValueError(mode)
+    result["seconds"] = time.perf_counter() - started
+    result["rss_mb"] = _rss_peak_mb() - before
+    return result
+
+
+# ================================================================= driver (parent process)
+def run_job(job: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+    """Run one measurement in a fresh interpreter; ``None`` on timeout."""
+    try:
+        done = subprocess.run(
+            [sys.executable, __file__, "--worker", json.dumps(job)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return None
+    if done.returncode != 0:
+        raise RuntimeError(f"worker failed for {job}:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _spec(case: Case) -> Any:
+    from convviz.spec import ConvSpec
+
+    return ConvSpec(**case.spec)
+
+
+def _pairs_work(case: Case) -> float:
+    """Size of the all-pairs job: variables x outputs x terms per output."""
+    spec = _spec(case)
+    variables = (
+        spec.channels * spec.input_size[0] * spec.input_size[1]
+        + spec.filters * spec.channels * spec.kernel_size[0] * spec.kernel_size[1]
+        + spec.filters
+    )
+    outputs = spec.filters * spec.output_size[0] * spec.output_size[1]
+    terms = spec.channels * spec.kernel_size[0] * spec.kernel_size[1] + 1
+    return float(variables * outputs * terms)
+
+
+def _sharing_work(case: Case) -> float:
+    """Size of the sympy-engine job: sharing (output, variable) pairs x terms per output."""
+    spec = _spec(case)
+    outputs = spec.filters * spec.output_size[0] * spec.output_size[1]
+    pairs = 2 * spec.products + outputs
+    terms = spec.channels * spec.kernel_size[0] * spec.kernel_size[1] + 1
+    return float(pairs * terms)
+
+
+def _estimate_allpairs(sampled: dict[str, Any]) -> float:
+    total = sampled["forward"]
+    for group in sampled["groups"].values():
+        total += group["seconds"] / group["timed"] * group["size"]
+    return float(total)
+
+
+def _fmt_seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 3600:
+        return f"{value / 3600:.1f} h"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="only the two smallest cases")
+    parser.add_argument(
+        "--budget", type=float, default=90.0, help="seconds allowed for one baseline run"
+    )
+    parser.add_argument("--sample", type=int, default=5, help="variables timed per group")
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+
+    import sympy
+
+    cases = CASES[:2] if args.quick else CASES
+    print(
+        f"convviz derivation benchmark: Python {platform.python_version()}, "
+        f"SymPy {sympy.__version__}, {os.cpu_count()} CPUs, {platform.machine()}"
+    )
+    print("each measurement in a fresh process; import time excluded\n")
+
+    rows = []
+    allpairs_rate: float | None = None  # seconds per unit of _pairs_work
+    sympy_rate: float | None = None  # seconds per unit of _sharing_work
+    notes: list[str] = []
+    rows_28: tuple[float, float] | None = None
+    rows_64: float | None = None
+    for case in cases:
+        base = {"spec": case.spec}
+        print(f"  measuring {case.name} ...", file=sys.stderr, flush=True)
+        timed = [run_job({**base, "mode": "sparse"}, 600) for _ in range(case.runs)]
+        sparse = min(r["seconds"] for r in timed if r)
+        rss = max(r["rss_mb"] for r in timed if r)
+        traced = run_job({**base, "mode": "traced"}, 1200)
+        trace_mb = traced["trace_mb"] if traced else math.nan
+
+        # ---- sympy engine
+        sympy_text = "-"
+        estimate = sympy_rate * _sharing_work(case) if sympy_rate else None
+        run_it = case.sympy_engine == "run" or (
+            case.sympy_engine == "auto" and estimate is not None and estimate < args.budget
+        )
+        if run_it:
+            result = run_job({**base, "mode": "sympy"}, args.budget * 2)
+            if result:
+                sympy_rate = result["seconds"] / _sharing_work(case)
+                sympy_text = _fmt_seconds(result["seconds"])
+            else:
+                sympy_text = f"> {args.budget * 2:.0f} (stopped)"
+        elif estimate is not None:
+            sympy_text = f"~{_fmt_seconds(estimate)} est., not run"
+
+        # ---- all-pairs baseline
+        ap_seconds: float | None = None
+        ap_text, ap_rss = "-", "-"
+        if case.allpairs in ("auto", "sample"):
+            sampled = run_job({**base, "mode": "allpairs", "sample": args.sample}, 1200)
+            assert sampled is not None
+            estimate = _estimate_allpairs(sampled)
+            allpairs_rate = estimate / _pairs_work(case)
+            if case.allpairs == "auto" and estimate < args.budget:
+                full = run_job({**base, "mode": "allpairs"}, args.budget * 3)
+                if full:
+                    ap_seconds = full["seconds"]
+                    ap_text, ap_rss = _fmt_seconds(ap_seconds), f"{full['rss_mb']:.0f}"
+                    allpairs_rate = ap_seconds / _pairs_work(case)
+                    notes.append(
+                        f"{case.name}: all-pairs sample predicted {_fmt_seconds(estimate)} s, "
+                        f"full run took {_fmt_seconds(ap_seconds)} s"
+                    )
+            if ap_seconds is None:
+                ap_seconds = estimate
+                timed_vars = sum(g["timed"] for g in sampled["groups"].values())
+                all_vars = sum(g["size"] for g in sampled["groups"].values())
+                ap_text = f"~{_fmt_seconds(estimate)} est."
+                notes.append(
+                    f"{case.name}: all-pairs est. from {timed_vars} of {all_vars} variables "
+                    f"timed ({args.sample} per group W, a, b), scaled by group size"
+                )
+        elif case.allpairs == "run":
+            full = run_job({**base, "mode": "allpairs"}, args.budget * 3)
+            assert full is not None, "all-pairs baseline did not finish"
+            ap_seconds = full["seconds"]
+            ap_text, ap_rss = _fmt_seconds(ap_seconds), f"{full['rss_mb']:.0f}"
+            allpairs_rate = ap_seconds / _pairs_work(case)
+        elif allpairs_rate is not None:
+            ap_seconds = allpairs_rate * _pairs_work(case)
+            ap_text = f"~{_fmt_seconds(ap_seconds)} est., not run"
+        speedup = f"{ap_seconds / sparse:,.0f}x" if ap_seconds else "-"
+        rows.append(
+            [
+                case.name,
+                f"{_spec(case).products:,}",
+                f"{_fmt_seconds(sparse)} (best of {case.runs})",
+                f"{trace_mb:.1f}",
+                f"{rss:.1f}",
+                sympy_text,
+                ap_text,
+                ap_rss,
+                speedup,
+            ]
+        )
+        if case.name.startswith("28x28"):
+            memory = max(trace_mb, rss)
+            rows_28 = (sparse, memory)
+        if case.name.startswith("64x64"):
+            rows_64 = sparse
+
+    header = [
+        "case",
+        "mults",
+        "sparse s",
+        "trace MB",
+        "RSS MB",
+        "sympy-eng s",
+        "all-pairs s",
+        "all-pairs RSS MB",
+        "speedup",
+    ]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    print()
+    print("sparse = derive() + 4 highlight maps, default product-rule engine; trace MB =")
+    print("tracemalloc peak (separate traced run); RSS MB = ru_maxrss after minus VmRSS before.")
+    print("est. = extrapolated from timed variables; est., not run = scaled from the largest")
+    print("measured case by variables x outputs x terms (all-pairs) or sharing pairs x terms")
+    print("(sympy engine); the all-pairs sum is quadratic for W cells, so big estimates are low.")
+    for note in notes:
+        print(f"note: {note}")
+
+    if rows_28 is not None and rows_64 is not None:
+        print("\ntargets:")
+        t28, m28 = rows_28
+        print(
+            f"  28x28/5x5 time   < {TARGET_28_SECONDS:.0f} s    : {t28:.3f} s  "
+            f"{'PASS' if t28 < TARGET_28_SECONDS else 'FAIL'}"
+        )
+        print(
+            f"  28x28/5x5 memory < {TARGET_28_MB:.0f} MB : {m28:.1f} MB (max of trace, RSS)  "
+            f"{'PASS' if m28 < TARGET_28_MB else 'FAIL'}"
+        )
+        print(
+            f"  64x64/5x5 time   < {TARGET_64_SECONDS:.0f} s   : {rows_64:.3f} s  "
+            f"{'PASS' if rows_64 < TARGET_64_SECONDS else 'FAIL'}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
