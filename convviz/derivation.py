@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +17,7 @@ from convviz.highlights import ArrayInfo
 from convviz.spec import ConvSpec
 from convviz.symbolic import LayerSymbols
 
-__all__ = ["OPS", "Derivation", "derive"]
+__all__ = ["OPS", "Derivation", "derive", "paused_gc"]
 
 #: Operations and the role of the array each one computes.
 OPS: dict[str, str] = {
@@ -123,6 +126,29 @@ def derive(spec: ConvSpec, *, engine: Engine = "product-rule") -> Derivation:
     engine
         How each chain-rule term is differentiated (see :mod:`convviz.gradients`).
     """
+    with paused_gc():
+        return _derive(spec, engine)
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many SymPy objects.
+
+    A derivation allocates hundreds of thousands of small objects and no reference
+    cycles worth collecting; without the pause, collector passes over the growing heap
+    cost about a third of the time on large layers. Plain reference counting still frees
+    everything as usual.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _derive(spec: ConvSpec, engine: Engine) -> Derivation:
     symbols = LayerSymbols.for_spec(spec)
     a = symbols.input_cells()
     w = symbols.kernel_cells()
