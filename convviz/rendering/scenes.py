@@ -31,7 +31,6 @@ from manim import (
     FadeOut,
     ManimColor,
     Mobject,
-    Scene,
     UpdateFromAlphaFunc,
     VGroup,
     VMobject,
@@ -39,9 +38,11 @@ from manim import (
 )
 
 from convviz.derivation import Derivation, derive
+from convviz.rendering.camera import PathCachingCamera
 from convviz.rendering.grid import CellGrid
 from convviz.rendering.layout import ArrayShape, Box, FrameSpec, Layout, SliceShape, layout_row
 from convviz.rendering.plan import ScenePlan, StepPlan, plan_scene
+from convviz.rendering.segment import OneSegmentScene
 from convviz.rendering.theme import DARK, CellStyle, Theme
 from convviz.rendering.typeset import typeset
 from convviz.spec import ConvSpec
@@ -119,7 +120,7 @@ class _Restyle(Animation):  # type: ignore[misc]
             rect.set_stroke(opacity=op0 + (op1 - op0) * a)
 
 
-class ConvolutionScene(Scene):  # type: ignore[misc]
+class ConvolutionScene(OneSegmentScene):
     """Base class: animate one operation of a convolution layer.
 
     Parameters
@@ -145,6 +146,7 @@ class ConvolutionScene(Scene):  # type: ignore[misc]
     """
 
     op: ClassVar[str] = "forward"
+    tight_animations = (FadeIn, FadeOut, _Restyle)
 
     def __init__(
         self,
@@ -160,6 +162,7 @@ class ConvolutionScene(Scene):  # type: ignore[misc]
         loop: bool = False,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("camera_class", PathCachingCamera)
         super().__init__(**kwargs)
         self.tex = tex
         self.loop = loop
@@ -409,6 +412,11 @@ class ConvolutionScene(Scene):  # type: ignore[misc]
         assert self.plan is not None
         self.camera.background_color = self.theme.background
         self.add(*self.first_layer())
+        # Every play and wait below goes into one video segment (see segment.py).
+        self.one_segment(self._play_steps)
+
+    def _play_steps(self) -> None:
+        assert self.plan is not None
         if self.plan.rotate_kernel:
             self._rotate_kernel()
         else:
@@ -507,9 +515,9 @@ class ConvolutionScene(Scene):  # type: ignore[misc]
                 *(FadeIn(title) for _, title, _ in swaps),
                 run_time=0.5,
             )
-            for _, title, grid in swaps:
-                self.remove(title)
-                grid.add(title)
+            # The titles stay in the scene on their own: playing the turn above split the
+            # kernel grids into their parts, so a grid no longer draws what it holds.
+            self.add(*(title for _, title, _ in swaps))
         self.wait(0.3)
 
     # ------------------------------------------------------------------ geometry

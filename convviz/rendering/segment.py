@@ -1,0 +1,263 @@
+"""Play many animations and holds as one video segment, redrawing only what changes.
+
+manim's Cairo renderer writes every ``play`` and every ``wait`` into a partial movie of
+its own (opening, flushing and closing an encoder each time), renders the whole still
+scene again for every ``wait``, and during an animation redraws every mobject drawn
+after the first animated one. A clip of many short steps pays all three per step.
+
+:class:`OneSegmentScene` runs a block of ``play``/``wait`` calls (:meth:`one_segment`)
+inside a single ``play``: the encoder is opened once, a ``wait`` draws its frame once and
+repeats it, and an animation of known extent (``tight_animations``) redraws only the
+animated mobjects and whatever overlaps them later in drawing order, over a still image
+of the rest. The frames are the same as manim's; when nothing is drawn (``-s``, PNG
+output, ``skip_animations`` in tests) the block runs as plain manim calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, Self, cast
+
+import numpy as np
+from manim import Animation, FadeIn, FadeOut, Mobject, Scene, VMobject, config
+from manim.mobject.opengl.opengl_mobject import OpenGLMobject
+from manim.renderer.cairo_renderer import CairoRenderer
+from manim.utils.family import extract_mobject_family_members
+from manim.utils.iterables import list_update
+
+__all__ = ["OneSegmentScene"]
+
+
+class _Segment(Animation):
+    """Placeholder played by :meth:`OneSegmentScene.one_segment`; runs ``body`` when drawn."""
+
+    def __init__(self, body: Callable[[], None]) -> None:
+        super().__init__(Mobject(), run_time=1.0)
+        self.body = body
+
+    def begin(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+    def interpolate(self, alpha: float) -> None:
+        pass
+
+    def clean_up_from_scene(self, scene: Scene) -> None:
+        scene.remove(cast(Mobject, self.mobject))
+
+
+class OneSegmentScene(Scene):
+    """A :class:`~manim.Scene` that can render a block of plays and waits as one segment."""
+
+    #: Animations whose mobjects, at every moment, lie within the union of their boxes
+    #: at the start and at the end (no arcs, no overshoot), so only what overlaps those
+    #: boxes is redrawn. Others redraw everything after their first mobject, as manim
+    #: does. Exact types: a subclass counts only if listed.
+    tight_animations: ClassVar[tuple[type[Animation], ...]] = (FadeIn, FadeOut)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._segment: _Segment | None = None
+        #: Mobjects to draw over the renderer's still image for the current frame; None
+        #: when the still image is out of date and a wait must draw everything.
+        self._hold_layer: list[Mobject] | None = None
+
+    # -- the block ------------------------------------------------------------------------
+    def one_segment(self, body: Callable[[], None]) -> None:
+        """Run ``body`` (which calls ``self.play`` and ``self.wait``) as one segment."""
+        if self._segment is not None:
+            body()
+            return
+        self.play(_Segment(body))
+
+    def play_internal(self, skip_rendering: bool = False) -> None:
+        """Run a :class:`_Segment`'s body; anything else is played by manim."""
+        animations = self.animations or []
+        if not (len(animations) == 1 and isinstance(animations[0], _Segment)):
+            super().play_internal(skip_rendering)
+            return
+        segment = animations[0]
+        if self.renderer.skip_animations:
+            # manim already counted the placeholder's run time; the body counts its own.
+            self.renderer.time -= self.duration
+        self._segment = segment
+        # manim has just drawn the whole scene as the still image of this play.
+        self._hold_layer = []
+        try:
+            segment.body()
+        finally:
+            self._segment = None
+            self._hold_layer = None
+            segment.clean_up_from_scene(self)
+            self._cairo.static_image = None
+
+    # -- scene edits invalidate the still image ------------------------------------------
+    @property
+    def _cairo(self) -> CairoRenderer:
+        return cast(CairoRenderer, self.renderer)
+
+    def add(self, *mobjects: Mobject | OpenGLMobject) -> Self:
+        """Add mobjects (see :meth:`manim.Scene.add`)."""
+        self._hold_layer = None
+        return super().add(*mobjects)
+
+    def remove(self, *mobjects: Mobject) -> Self:
+        """Remove mobjects (see :meth:`manim.Scene.remove`)."""
+        self._hold_layer = None
+        return super().remove(*mobjects)
+
+    # -- play and wait inside the block ----------------------------------------------------
+    def play(self, *args: Any, **kwargs: Any) -> None:
+        """Play animations; inside :meth:`one_segment`, into its segment."""
+        if self._segment is None:
+            super().play(*args, **kwargs)
+            return
+        animations = self.compile_animations(*args, **kwargs)
+        self.add_mobjects_from_animations(animations)
+        for animation in animations:
+            animation._setup_scene(self)
+            animation.begin()
+        run_time = self.get_run_time(animations)
+        if self.renderer.skip_animations:
+            for animation in animations:
+                animation.interpolate(1.0)
+            self.renderer.time += run_time
+        else:
+            layer = self._redrawn(animations)
+            still = set(map(id, layer))
+            self._cairo.save_static_frame_data(
+                self, [m for m in self._drawn() if id(m) not in still]
+            )
+            last = 0.0
+            for t in np.arange(0, run_time, 1 / config["frame_rate"]):
+                for animation in animations:
+                    animation.update_mobjects(t - last)
+                    animation.interpolate(t / animation.run_time)
+                self.update_mobjects(t - last)
+                last = t
+                self._cairo.render(self, t, layer)
+        for animation in animations:
+            animation.finish()
+            animation.clean_up_from_scene(self)
+        if self.renderer.skip_animations:
+            self._hold_layer = None
+        else:
+            # A remover (FadeOut) has left the scene; the still image never had it.
+            present = {id(m) for m in self._drawn()}
+            self._hold_layer = [m for m in layer if id(m) in present]
+
+    def wait(self, duration: float = 1.0, *args: Any, **kwargs: Any) -> None:
+        """Hold the picture; inside :meth:`one_segment`, one frame drawn and repeated."""
+        if self._segment is None or args or kwargs:
+            super().wait(duration, *args, **kwargs)
+            return
+        duration = self.validate_run_time(duration, self.wait, "duration")
+        renderer = self._cairo
+        if renderer.skip_animations:
+            renderer.time += duration
+            return
+        dt = 1 / renderer.camera.frame_rate
+        if self._updating():
+            # Not a still: draw every frame, as manim would.
+            for _ in np.arange(0, duration, dt):
+                self.update_mobjects(dt)
+                renderer.static_image = None
+                renderer.update_frame(self)
+                renderer.add_frame(renderer.get_frame())
+            self._hold_layer = None
+            return
+        if self._hold_layer is None:
+            renderer.static_image = None
+            renderer.update_frame(self)
+        elif not self._hold_layer and renderer.static_image is not None:
+            renderer.camera.set_frame_to_background(renderer.static_image)
+        else:
+            renderer.update_frame(self, mobjects=self._hold_layer)
+        renderer.add_frame(renderer.get_frame(), num_frames=int(duration / dt))
+
+    # -- what to redraw -------------------------------------------------------------------
+    def _updating(self) -> list[Mobject]:
+        """Mobjects with updaters (redrawn at every frame)."""
+        return [m for m in self.get_mobject_family_members() if m.updaters]
+
+    def _drawn(self) -> list[Mobject]:
+        """Every mobject with points, in drawing order (as manim's renderer sees them)."""
+        return list(
+            extract_mobject_family_members(
+                list_update(self.mobjects, self.foreground_mobjects),
+                use_z_index=self.renderer.camera.use_z_index,
+                only_those_with_points=True,
+            )
+        )
+
+    def _redrawn(self, animations: Sequence[Animation]) -> list[Mobject]:
+        """The mobjects to draw at every frame of ``animations``, in drawing order.
+
+        The animated ones, and every later one whose box meets the box of something
+        redrawn before it. For an animation not in :data:`TIGHT_ANIMATIONS`, everything
+        after its first mobject, as manim does.
+        """
+        drawn = self._drawn()
+        animated: set[int] = set()
+        loose: set[int] = set()
+        for animation in animations:
+            family = {id(m) for m in animation.mobject.get_family()}
+            animated |= family
+            if type(animation) not in self.tight_animations:
+                loose |= family
+        for mob in self._updating():
+            loose |= {id(m) for m in mob.get_family()}
+        first_loose = next((i for i, m in enumerate(drawn) if id(m) in loose), None)
+        if first_loose is not None:
+            return drawn[first_loose:]
+        # Where the animated mobjects are at the start and at the end.
+        start = _boxes(drawn, self.renderer.camera)
+        for animation in animations:
+            animation.interpolate(1.0)
+        end = _boxes(drawn, self.renderer.camera)
+        for animation in animations:
+            animation.interpolate(0.0)
+        boxes = np.concatenate(
+            [np.minimum(start[:, :2], end[:, :2]), np.maximum(start[:, 2:], end[:, 2:])], axis=1
+        )
+        layer: list[Mobject] = []
+        taken: list[int] = []
+        for i, mob in enumerate(drawn):
+            if id(mob) in animated:
+                take = True
+            elif taken:
+                others, box = boxes[taken], boxes[i]
+                take = bool(
+                    np.any(
+                        (others[:, 0] <= box[2]) & (box[0] <= others[:, 2])
+                        & (others[:, 1] <= box[3]) & (box[1] <= others[:, 3])
+                    )
+                )
+            else:
+                take = False
+            if take:
+                taken.append(i)
+                layer.append(mob)
+        return layer
+
+
+def _boxes(mobjects: Iterable[Mobject], camera: Any) -> np.ndarray:
+    """``(left, bottom, right, top)`` of each mobject's points, widened by its stroke.
+
+    The margin is the whole stroke width (a miter at a square corner reaches about 0.7
+    of it beyond the corner) plus two pixels of antialiasing.
+    """
+    pixel = camera.frame_width / camera.pixel_width
+    out = []
+    for mob in mobjects:
+        points = mob.points
+        width = 0.0
+        if isinstance(mob, VMobject):
+            width = max(float(mob.get_stroke_width()), float(mob.get_stroke_width(background=True)))
+        margin = width * camera.cairo_line_width_multiple + 2 * pixel
+        lo = points[:, :2].min(axis=0) - margin
+        hi = points[:, :2].max(axis=0) + margin
+        out.append((lo[0], lo[1], hi[0], hi[1]))
+    return np.array(out, dtype=float).reshape(-1, 4)
