@@ -119,6 +119,8 @@ def render_clip(
     """
     chosen = (fmt or (Path(output).suffix.lstrip(".") if output else "mp4")).lower()
     _check(op, quality, chosen, transparent, fps, step_time, max_steps)
+    if op == "db" and not spec.bias:
+        raise RenderError("db: the layer has no bias (--no-bias), so there is no dL/db to show")
     target = Path(output) if output is not None else default_output(spec, op, chosen)
     backend = resolve_tex(tex)
     derivation = derive(spec)

@@ -188,12 +188,6 @@ def test_default_output_is_named_after_op_and_layer(in_tmp):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="a layer without bias has no dL/db, yet `convviz render db --no-bias` renders a "
-    "clip captioned 'db sums every dz' with nothing lit (highlight map of db has an empty "
-    "step); it should be refused like other impossible requests",
-)
 def test_db_without_bias_is_refused(in_tmp):
     result = run("db", "--no-bias", "-o", "db.png")
     assert result.exit_code == 2, result.output

@@ -293,22 +293,7 @@ def test_scene_defaults_to_the_seed_layer_and_rejects_bad_timing(tmp_path):
             ForwardConvolution(transition=-1)
 
 
-@pytest.mark.parametrize(
-    "op",
-    [
-        *(o for o in OPS if o != "da-full"),
-        pytest.param(
-            "da-full",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="scenes.py _rotate_kernel: playing UpdateFromAlphaFunc(VGroup(labels)) "
-                "makes Scene.add extract the kernel grid from scene.mobjects (split into its "
-                "parts), so the later grid.add(title) re-attaches rot180(W) to a grid that is "
-                "no longer drawn: the kernel has no title for the rest of the clip",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("op", OPS)
 def test_every_title_and_label_stays_on_screen(tmp_path, op):
     """Run the real construct (no frames drawn) to step 2: all titles and labels are drawn."""
     spec = SPECS["seed-6x6-k3x3"]
