@@ -9,9 +9,15 @@ back as independent mobjects for the caller to move and scale.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tempfile
 from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 from manim import MathTex, VGroup, VMobject
 
 __all__ = [
@@ -104,6 +110,28 @@ def typeset(
     if unique and backend == "typst":
         parts = _typeset_typst(unique, font_size, color)
     elif unique:
+        parts = _typeset_latex(unique, font_size, color)
+    result: list[VMobject] = []
+    used: set[str] = set()
+    for s in strings:
+        if s not in parts:
+            result.append(VGroup())
+        elif s in used:
+            result.append(parts[s].copy())
+        else:
+            used.add(s)
+            result.append(parts[s])
+    return result
+
+
+def _typeset_latex(unique: list[str], font_size: float, color: str) -> dict[str, VMobject]:
+    """One MathTex for all snippets, or its glyph outlines from the cache of an earlier run."""
+    key = _cache_key(unique, font_size)
+    cached = _load_outlines(key, len(unique))
+    if cached is not None:
+        return {s: _from_outlines(glyphs, color) for s, glyphs in zip(unique, cached, strict=True)}
+    parts: dict[str, VMobject] = {}
+    if unique:
         prepared = [protect_braces(s) for s in unique]
         # A line break after every PER_LINE-th part; the break sits inside that part's
         # group, which carries no glyphs for it.
@@ -133,17 +161,89 @@ def typeset(
         for s, part in zip(unique, found, strict=True):
             part.set_fill(color, opacity=1.0).set_stroke(width=0)
             parts[s] = part
-    result: list[VMobject] = []
-    used: set[str] = set()
-    for s in strings:
-        if s not in parts:
-            result.append(VGroup())
-        elif s in used:
-            result.append(parts[s].copy())
-        else:
-            used.add(s)
-            result.append(parts[s])
-    return result
+        _save_outlines(key, [parts[s] for s in unique])
+    return parts
+
+
+# -- cache of glyph outlines ---------------------------------------------------------------
+# Parsing dvisvgm's SVG into mobjects costs more than LaTeX itself. The outlines (points
+# of every glyph of every part) are kept beside manim's compiled TeX, keyed by the
+# snippets, the font size, the TeX template and the manim version, so a warm render
+# builds its labels straight from arrays.
+
+
+def _cache_key(unique: Sequence[str], font_size: float) -> str:
+    import manim
+    from manim import config
+
+    text = json.dumps(
+        [unique, font_size, config.tex_template.body, PER_LINE, manim.__version__]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _cache_path(key: str) -> Path:
+    from manim import config
+
+    # Beside manim's TeX directory, not in it: manim deletes what it does not know there.
+    tex_dir = Path(config.get_dir("tex_dir"))
+    return tex_dir.parent / f"{tex_dir.name}-outlines" / f"{key}.npz"
+
+
+def _save_outlines(key: str, parts: Sequence[VMobject]) -> None:
+    points, glyphs, counts = [], [], []
+    for part in parts:
+        members = part.family_members_with_points()
+        counts.append(len(members))
+        for glyph in members:
+            glyphs.append(len(glyph.points))
+            points.append(glyph.points)
+    path = _cache_path(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(
+                handle,
+                points=np.concatenate(points) if points else np.zeros((0, 3)),
+                glyphs=np.array(glyphs, dtype=np.int64),
+                counts=np.array(counts, dtype=np.int64),
+            )
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+
+
+def _load_outlines(key: str, n_parts: int) -> list[list[np.ndarray]] | None:
+    try:
+        with np.load(_cache_path(key)) as data:
+            points, glyphs, counts = data["points"], data["glyphs"], data["counts"]
+    except (OSError, KeyError, ValueError):
+        return None
+    if (
+        len(counts) != n_parts
+        or int(glyphs.sum()) != len(points)
+        or int(counts.sum()) != len(glyphs)
+    ):
+        return None
+    bounds = np.cumsum(glyphs)[:-1]
+    outlines = np.split(points, bounds) if len(glyphs) else []
+    out, start = [], 0
+    for n in counts:
+        out.append(outlines[start:start + int(n)])
+        start += int(n)
+    return out
+
+
+def _from_outlines(glyphs: Sequence[np.ndarray], color: str) -> VMobject:
+    """A part made of one filled, unstroked VMobject per glyph outline."""
+    part = VMobject()
+    for points in glyphs:
+        glyph = VMobject()
+        glyph.set_points(points)
+        part.add(glyph)
+    part.set_fill(color, opacity=1.0).set_stroke(width=0)
+    return part
 
 
 def _typeset_typst(unique: list[str], font_size: float, color: str) -> dict[str, VMobject]:
