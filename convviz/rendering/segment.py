@@ -15,7 +15,7 @@ output, ``skip_animations`` in tests) the block runs as plain manim calls.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Self, cast
 
 import numpy as np
@@ -212,16 +212,22 @@ class OneSegmentScene(Scene):
         first_loose = next((i for i, m in enumerate(drawn) if id(m) in loose), None)
         if first_loose is not None:
             return drawn[first_loose:]
-        # Where the animated mobjects are at the start and at the end.
-        start = _boxes(drawn, self.renderer.camera)
+        # Nothing before the first animated mobject is redrawn. Where the animated ones
+        # are at the start and at the end; the others do not move.
+        first = next((i for i, m in enumerate(drawn) if id(m) in animated), None)
+        if first is None:
+            return []
+        drawn = drawn[first:]
+        moving = [m for m in drawn if id(m) in animated]
+        boxes = _boxes(drawn, self.renderer.camera)
         for animation in animations:
             animation.interpolate(1.0)
-        end = _boxes(drawn, self.renderer.camera)
+        end = _boxes(moving, self.renderer.camera)
         for animation in animations:
             animation.interpolate(0.0)
-        boxes = np.concatenate(
-            [np.minimum(start[:, :2], end[:, :2]), np.maximum(start[:, 2:], end[:, 2:])], axis=1
-        )
+        rows = [i for i, m in enumerate(drawn) if id(m) in animated]
+        boxes[rows, :2] = np.minimum(boxes[rows, :2], end[:, :2])
+        boxes[rows, 2:] = np.maximum(boxes[rows, 2:], end[:, 2:])
         layer: list[Mobject] = []
         taken: list[int] = []
         for i, mob in enumerate(drawn):
@@ -243,21 +249,26 @@ class OneSegmentScene(Scene):
         return layer
 
 
-def _boxes(mobjects: Iterable[Mobject], camera: Any) -> np.ndarray:
+def _boxes(mobjects: Sequence[Mobject], camera: Any) -> np.ndarray:
     """``(left, bottom, right, top)`` of each mobject's points, widened by its stroke.
 
     The margin is the whole stroke width (a miter at a square corner reaches about 0.7
     of it beyond the corner) plus two pixels of antialiasing.
     """
+    if not mobjects:
+        return np.zeros((0, 4))
     pixel = camera.frame_width / camera.pixel_width
-    out = []
-    for mob in mobjects:
-        points = mob.points
-        width = 0.0
-        if isinstance(mob, VMobject):
-            width = max(float(mob.get_stroke_width()), float(mob.get_stroke_width(background=True)))
-        margin = width * camera.cairo_line_width_multiple + 2 * pixel
-        lo = points[:, :2].min(axis=0) - margin
-        hi = points[:, :2].max(axis=0) + margin
-        out.append((lo[0], lo[1], hi[0], hi[1]))
-    return np.array(out, dtype=float).reshape(-1, 4)
+    points = np.concatenate([m.points[:, :2] for m in mobjects])
+    starts = np.cumsum([0] + [len(m.points) for m in mobjects[:-1]])
+    widths = np.array(
+        [
+            max(float(m.get_stroke_width()), float(m.get_stroke_width(background=True)))
+            if isinstance(m, VMobject)
+            else 0.0
+            for m in mobjects
+        ]
+    )
+    margin = (widths * camera.cairo_line_width_multiple + 2 * pixel)[:, None]
+    lo = np.minimum.reduceat(points, starts, axis=0) - margin
+    hi = np.maximum.reduceat(points, starts, axis=0) + margin
+    return np.concatenate([lo, hi], axis=1)
