@@ -1,0 +1,91 @@
+"""The render speed-ups change no pixel: one segment, path cache, cached glyph outlines."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from convviz import ConvSpec
+
+needs_latex = pytest.mark.skipif(
+    shutil.which("latex") is None or shutil.which("dvisvgm") is None, reason="needs LaTeX"
+)
+
+
+def _frames(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spec: ConvSpec, op: str,
+            *, plain: bool) -> np.ndarray:
+    """Every frame handed to the encoder (before compression) for a tiny render."""
+    from manim import Camera
+    from manim.scene import scene_file_writer as sfw
+
+    from convviz.rendering.output import render_scene
+    from convviz.rendering.scenes import scene_class
+
+    frames: list[np.ndarray] = []
+    original = sfw.SceneFileWriter.write_frame
+
+    def keep(self: Any, pixels: np.ndarray, *, repeat: int = 1) -> None:
+        frames.extend([pixels.copy()] * repeat)
+        original(self, pixels, repeat=repeat)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sfw.SceneFileWriter, "write_frame", keep)
+        cls = scene_class(op)
+        kwargs: dict[str, Any] = {"max_steps": 3}
+        if plain:
+            # manim's own loop and camera: one segment per play and wait.
+            patch.setattr(cls, "one_segment", lambda self, body: body())
+            kwargs["camera_class"] = Camera
+        render_scene(
+            lambda: cls(spec, **kwargs),
+            tmp_path / f"{op}-{plain}.mp4",
+            quality="l",
+            overrides={"pixel_width": 320, "pixel_height": 180},
+        )
+    return np.stack(frames)
+
+
+@needs_latex
+@pytest.mark.parametrize(
+    ("op", "spec"),
+    [
+        ("forward", ConvSpec()),
+        ("forward", ConvSpec(padding=1)),
+        ("da-full", ConvSpec()),
+    ],
+    ids=["forward", "forward-padded", "da-full-rotation"],
+)
+def test_one_segment_draws_the_frames_manim_draws(monkeypatch, tmp_path, op, spec):
+    fast = _frames(monkeypatch, tmp_path, spec, op, plain=False)
+    plain = _frames(monkeypatch, tmp_path, spec, op, plain=True)
+    assert fast.shape == plain.shape
+    assert np.array_equal(fast, plain)
+
+
+@needs_latex
+def test_cached_outlines_are_the_parsed_ones(tmp_path, monkeypatch):
+    import manim.utils.tex_file_writing as tfw
+    from manim import tempconfig
+
+    from convviz.rendering.typeset import typeset
+
+    strings = ["{a^{[1]}}_{1,2}", r"z = \sum_i w_i", "0", ""]
+    with tempconfig({"tex_dir": str(tmp_path / "tex")}):
+        first = typeset(strings, color="#ABCDEF")
+        calls: list[Any] = []
+        monkeypatch.setattr(tfw, "compile_tex", lambda *a, **k: calls.append(a))
+        second = typeset(strings, color="#ABCDEF")
+    assert calls == []  # no LaTeX the second time
+    assert (tmp_path / "tex-outlines").is_dir()
+    for a, b in zip(first, second, strict=True):
+        pa = [m.points for m in a.family_members_with_points()]
+        pb = [m.points for m in b.family_members_with_points()]
+        assert len(pa) == len(pb)
+        assert all(np.array_equal(x, y) for x, y in zip(pa, pb, strict=True))
+        assert [m.get_fill_color().to_hex() for m in b.family_members_with_points()] == [
+            m.get_fill_color().to_hex() for m in a.family_members_with_points()
+        ]
