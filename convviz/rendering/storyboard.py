@@ -72,6 +72,7 @@ def capture_frames(
         Stop after this many steps.
     """
     from manim import tempconfig
+    from manim.renderer.cairo_renderer import CairoRenderer
 
     from convviz.rendering.scenes import ConvolutionScene, scene_class
 
@@ -86,9 +87,11 @@ def capture_frames(
         scene = holder[0]
         assert scene.plan is not None
         renderer = scene.renderer
+        if not isinstance(renderer, CairoRenderer):
+            raise RenderError("storyboards need manim's Cairo renderer")
         renderer.static_image = None
         renderer.update_frame(scene, ignore_skipping=True)
-        pixels = np.array(renderer.get_frame())[:, :, :3].copy()
+        pixels = np.asarray(renderer.get_frame(), dtype=np.uint8)[:, :, :3].copy()
         target = scene.plan.steps[done - 1].target
         frames.append(Frame(done, _caption(target.role, target.index), pixels))
 

@@ -129,7 +129,8 @@ class _Parser:
         self.skip_space()
         if self.take() != "{":
             raise TypstTranslationError(f"expected '{{' after a text command in {self.source!r}")
-        depth, parts = 1, []
+        depth = 1
+        parts: list[str] = []
         while True:
             token = self.take()
             if token == "{":
@@ -252,7 +253,7 @@ def typeset_typst(snippets: list[str], *, font_size: float, color: str) -> list[
     from pathlib import Path
 
     import typst as typst_compiler
-    from manim import SVGMobject, VGroup
+    from manim import SVGMobject, VGroup, VMobject
 
     body = []
     for snippet in snippets:
@@ -274,7 +275,7 @@ def typeset_typst(snippets: list[str], *, font_size: float, color: str) -> list[
         src.write_text(source, encoding="utf-8")
         typst_compiler.compile(str(src), output=str(svg), format="svg")
         parsed = SVGMobject(str(svg), use_svg_cache=False, should_center=True)
-    leaves = [m for m in parsed.family_members_with_points()]
+    leaves = [m for m in parsed.family_members_with_points() if isinstance(m, VMobject)]
     heights = [m.height for m in leaves]
     row_height = max(heights) if heights else 0.0
     units_per_pt = row_height / _ROW_PT if row_height else 1.0
