@@ -77,7 +77,7 @@ class StepTiming:
     end: float
 
 
-class _Restyle(Animation):  # type: ignore[misc]
+class _Restyle(Animation):
     """Fade squares from one style to another and glide footprint outlines.
 
     ``extra`` mobjects (labels above the squares) are animated as no-ops so that Cairo
@@ -210,10 +210,10 @@ class ConvolutionScene(OneSegmentScene):
             strings.append(tex)
 
         for array in plan.arrays:
-            for n, grid in enumerate(array.grids):
-                want(("title", array.role, n), grid.title)
+            for n, slice_plan in enumerate(array.grids):
+                want(("title", array.role, n), slice_plan.title)
                 if labelled:
-                    for cell, tex in grid.labels.items():
+                    for cell, tex in slice_plan.labels.items():
                         want(("label", array.role, n, cell), tex)
         want(("zero",), "0")
         for k, op in enumerate(plan.operators):
@@ -234,7 +234,7 @@ class ConvolutionScene(OneSegmentScene):
         self.grids = {}
         for array in plan.arrays:
             placement = layout.array(array.role)
-            grids = []
+            grids: list[CellGrid] = []
             many = len(array.grids) > 1
             for n, (grid_plan, box) in enumerate(zip(array.grids, placement.slices, strict=True)):
                 labels = (
@@ -368,7 +368,7 @@ class ConvolutionScene(OneSegmentScene):
     def _footprint_moves(
         self, step: StepPlan
     ) -> list[tuple[VMobject, Box, Box, float, float]]:
-        moves = []
+        moves: list[tuple[VMobject, Box, Box, float, float]] = []
         shown = {(f.role, f.slice) for f in step.footprints}
         for f in step.footprints:
             grid = self.grids[f.role][f.slice]
@@ -410,7 +410,7 @@ class ConvolutionScene(OneSegmentScene):
         """Draw the grids, play every step, then show the verified identity."""
         self.build()
         assert self.plan is not None
-        self.camera.background_color = self.theme.background
+        self.camera.background_color = self.theme.background  # type: ignore[union-attr]
         self.add(*self.first_layer())
         # Every play and wait below goes into one video segment (see segment.py).
         self.one_segment(self._play_steps)
@@ -500,7 +500,7 @@ class ConvolutionScene(OneSegmentScene):
                 swaps.append((plain, grid.title, grid))
         self.wait(0.5)
 
-        def turn(_: VMobject, alpha: float) -> None:
+        def turn(_: Mobject, alpha: float) -> None:
             angle = PI * smooth(alpha)
             cos, sin = np.cos(angle), np.sin(angle)
             for label, offset, centre in moving:
