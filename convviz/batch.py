@@ -196,6 +196,8 @@ class Job:
             "step_time": self.step_time,
             "max_steps": self.max_steps,
             "fps": self.fps,
+            # LaTeX and Typst draw slightly different glyphs; renders follow --tex auto.
+            "typesetting": "latex" if _latex_available() else "typst",
         }
         canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -608,3 +610,10 @@ def summary_table(results: Sequence[JobResult], *, relative_to: Path | None = No
         ]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     return "\n".join(lines)
+
+
+def _latex_available() -> bool:
+    """Whether ``latex`` and ``dvisvgm`` are on PATH (what ``--tex auto`` decides by)."""
+    import shutil
+
+    return shutil.which("latex") is not None and shutil.which("dvisvgm") is not None
