@@ -61,6 +61,9 @@ __all__ = [
 #: Frame used by every clip: a caption band on top, the equation panel at the bottom.
 CLIP_FRAME = FrameSpec(caption_height=0.55, panel_height=1.5, slice_gap=1.2)
 
+#: Slice titles smaller than this (scene units) give way to one title per array.
+MIN_SLICE_TITLE = 0.16
+
 #: Cells smaller than this (scene units) get no labels at all (not even typeset).
 LABEL_MIN_CELL = 0.3
 
@@ -209,7 +212,13 @@ class ConvolutionScene(OneSegmentScene):
             slots[key] = len(strings)
             strings.append(tex)
 
+        # Per-slice titles need room between stacked slices; when there is too little,
+        # one title for the whole array goes above it instead.
+        gap = CLIP_FRAME.slice_gap * layout.cell_size
+        slice_titles = min(0.45, 0.8 * (gap - 0.04)) >= MIN_SLICE_TITLE
         for array in plan.arrays:
+            if len(array.grids) > 1 and not slice_titles:
+                want(("array-title", array.role), array.label)
             for n, slice_plan in enumerate(array.grids):
                 want(("title", array.role, n), slice_plan.title)
                 if labelled:
@@ -232,6 +241,7 @@ class ConvolutionScene(OneSegmentScene):
 
         multi_gap = CLIP_FRAME.slice_gap * layout.cell_size
         self.grids = {}
+        self.array_titles = VGroup()
         for array in plan.arrays:
             placement = layout.array(array.role)
             grids: list[CellGrid] = []
@@ -249,7 +259,7 @@ class ConvolutionScene(OneSegmentScene):
                     cell_size=layout.cell_size,
                     padding=grid_plan.padding,
                     theme=self.theme,
-                    title=mob(("title", array.role, n)),
+                    title=mob(("title", array.role, n)) if slice_titles or not many else None,
                     labels=labels,
                     pad_label=zero if grid_plan.padding else None,
                     title_height=min(0.45, 0.8 * (multi_gap - 0.04)) if many else 0.5,
@@ -261,6 +271,12 @@ class ConvolutionScene(OneSegmentScene):
                     self._mark_zeros(grid, grid_plan.zeros, mob(("zero",)))
                 grids.append(grid)
             self.grids[array.role] = grids
+            if many and not slice_titles:
+                title = mob(("array-title", array.role))
+                if title.height > 0:
+                    title.scale(min(1.0, 0.4 / title.height, placement.title.width / title.width))
+                title.move_to(np.array([placement.title.center_x, placement.title.center_y, 0]))
+                self.array_titles.add(title)
 
         self.operator_mobs = VGroup()
         op_scale = None
@@ -404,7 +420,7 @@ class ConvolutionScene(OneSegmentScene):
     def first_layer(self) -> list[VMobject]:
         """Everything drawn before the first step, back to front."""
         grids = [g for gs in self.grids.values() for g in gs]
-        return [*grids, self.operator_mobs, self.caption]
+        return [*grids, self.array_titles, self.operator_mobs, self.caption]
 
     def construct(self) -> None:
         """Draw the grids, play every step, then show the verified identity."""
