@@ -37,14 +37,13 @@ import contextlib
 import hashlib
 import json
 import multiprocessing
-import os
 import re
 import time
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from convviz import __version__
 from convviz.config import (
@@ -373,46 +372,6 @@ def load_lecture(
 
 
 # ------------------------------------------------------------------------------ worker
-#: Per-process state of a worker: the lock file that reserves its TeX cache.
-_WORKER: dict[str, Any] = {}
-
-
-def _worker_tex_cache() -> Path:
-    """A TeX cache directory that only this process uses while it lives.
-
-    manim's TeX cache is not safe for two processes compiling the same label at once
-    (one can read the other's half-written ``.dvi``), and clips of a lecture share their
-    labels. Each worker therefore reserves a numbered slot with a lock file; the slot's
-    cache survives the process, so the next batch starts warm.
-    """
-    cached = _WORKER.get("tex_cache")
-    if isinstance(cached, Path):
-        return cached
-    from convviz.rendering.output import default_tex_cache
-
-    root = default_tex_cache().parent / "workers"
-    root.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: one cache per process
-        chosen = root / f"pid-{os.getpid()}" / "tex"
-    else:
-        slot = 0
-        while True:
-            handle: IO[str] = (root / f"{slot}.lock").open("a")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.close()
-                slot += 1
-                continue
-            _WORKER["lock"] = handle  # held (open) for the life of the process
-            break
-        chosen = root / str(slot) / "tex"
-    _WORKER["tex_cache"] = chosen
-    return chosen
-
-
 def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
     if not isinstance(err, ValueError | RuntimeError | OSError):
@@ -444,7 +403,8 @@ def render_job(payload: Mapping[str, Any]) -> dict[str, Any]:
             step_time=payload["step_time"],
             max_steps=payload["max_steps"],
             theme=load_theme(payload["theme"], payload["palette"]),
-            tex_cache=_worker_tex_cache(),
+            # A worker owns one core: an encoder using more only competes with the others.
+            encoder_threads=1,
         )
         atomic_write_text(output.with_name(output.name + HASH_SUFFIX), payload["digest"] + "\n")
     except (Exception, SystemExit) as err:  # a failed clip is reported, never a traceback
@@ -469,8 +429,20 @@ class JobResult:
 
 
 def process_executor(jobs: int) -> cf.Executor:
-    """A pool of ``jobs`` fresh worker processes (spawned: no state inherited from us)."""
-    return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    """A pool of ``jobs`` worker processes, forked from a server that imported manim.
+
+    Importing manim and SymPy takes a second or more; a forkserver that has done it once
+    (and started no threads) hands every worker a ready interpreter. Where forkserver is
+    not available, workers are spawned fresh.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    context: multiprocessing.context.BaseContext
+    if "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["convviz.rendering.api"])
+    else:  # pragma: no cover - not POSIX
+        context = multiprocessing.get_context("spawn")
+    return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context)
 
 
 class _DaskExecutor(cf.Executor):

@@ -112,6 +112,7 @@ def render_clip(
     tex_cache: Path | str | None = None,
     tex: str = "auto",
     slides: Path | str | None = None,
+    encoder_threads: int | None = None,
 ) -> RenderResult:
     """Render one clip; return the written path and its timeline document.
 
@@ -148,6 +149,8 @@ def render_clip(
         overrides["background_opacity"] = 0.0
     if fps is not None:
         overrides["frame_rate"] = fps
+    if encoder_threads is not None and chosen in ("mp4", "webm", "mov"):
+        overrides["video_encoder_options"] = {"threads": str(encoder_threads)}
     written = render_scene(
         factory,
         target,
@@ -189,6 +192,7 @@ def render(
     tex_cache: Path | str | None = None,
     tex: str = "auto",
     slides: Path | str | None = None,
+    encoder_threads: int | None = None,
 ) -> Path:
     """Render the clip of ``op`` for the layer ``spec`` and return the written path.
 
@@ -222,6 +226,9 @@ def render(
         Progress callback ``on_step(done, total)``.
     tex
         ``auto`` (LaTeX when installed, else Typst), ``latex`` or ``none`` (Typst).
+    encoder_threads
+        Threads the video encoder may use (default: the encoder's choice); worker
+        processes that each own one core pass 1.
     slides
         Also write a manim-slides presentation folder there (one slide per step);
         ``manim-slides convert --folder DIR <Scene> out.html`` turns it into reveal.js.
@@ -244,6 +251,7 @@ def render(
         tex_cache=tex_cache,
         tex=tex,
         slides=slides,
+        encoder_threads=encoder_threads,
     )
     if timeline is not None:
         atomic_write_text(Path(timeline), json.dumps(result.timeline, indent=1) + "\n")

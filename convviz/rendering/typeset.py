@@ -194,8 +194,19 @@ def _compile_outlines(snippets: Sequence[str], font_size: float) -> list[list[np
         + r"\special{dvisvgm:raw </g>}"
         for n, text in enumerate(snippets)
     )
-    svg = tex_to_svg_file(joined.strip(), environment="align*", tex_template=config.tex_template)
-    root = ElementTree.parse(svg).getroot()
+    # Compile in a private directory: manim's shared TeX cache is not safe for two
+    # processes writing the same file at once, and the outlines cached by
+    # _save_outlines (written atomically) are what later renders reuse anyway.
+    shared = config.tex_dir
+    with tempfile.TemporaryDirectory(prefix="convviz-tex-") as private:
+        config.tex_dir = private
+        try:
+            svg = tex_to_svg_file(
+                joined.strip(), environment="align*", tex_template=config.tex_template
+            )
+            root = ElementTree.parse(svg).getroot()
+        finally:
+            config.tex_dir = shared
     paths = {p.get("id"): p.get("d") or "" for p in root.iter(f"{_SVG}path")}
     glyphs: dict[str, np.ndarray] = {}
     parts: list[list[np.ndarray]] = []
