@@ -2,26 +2,26 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/batch.py [--jobs 2] [--clips 8] [--max-steps 8]
+    .venv/bin/python benchmarks/batch.py [--jobs 2] [--clips 8] [--max-steps N]
 
-Writes a lecture of small clips (forward, dw, da and db on 5x5/3x3 and 6x6/2x2, at
-``-q l``) into a temporary directory and, in the same run, times
+Writes a lecture of 8 small clips (forward, dw, da and db of two small layers, 5x5 input
+with a 3x3 kernel and 6x6 with 2x2, complete clips at ``-q l``: 1 to 36 steps each, 110
+in all) into a temporary directory and, in the same run, times
 
 1. ``convviz batch -j 1 --force`` (one worker process renders every clip in turn),
 2. ``convviz batch -j N --force`` (N worker processes),
 3. ``convviz batch`` again, when every output is up to date (no worker starts).
 
-Each is the wall time of the whole ``convviz`` process, start-up included. Workers use
-their own TeX caches (see :mod:`convviz.batch`); a warm-up run fills them first, so
-neither timed run pays for LaTeX the other does not. Targets: speed-up >= 1.7x with
-``-j 2`` on 2 cores, and the up-to-date run under 2 s. The machine's load average is
-printed with the numbers, since other work on the machine eats into the speed-up.
+Each is the wall time of the whole ``convviz`` process, start-up included. A warm-up run
+first fills the shared cache of typeset labels, so neither timed run pays for LaTeX that
+the other does not. Targets: speed-up >= 1.7x with ``-j 2`` on 2 cores, and the
+up-to-date run under 2 s. The machine's load average is printed with the numbers, since
+other work on the machine eats into the speed-up.
 
-What cannot run in parallel is start-up: the ``convviz`` process (~0.5 s), then each
-worker's interpreter, convviz and manim imports (~2 s, concurrently for all workers).
-With 4 steps a clip renders in about 1 s at ``-q l``, so start-up is a fifth of the
-``-j 1`` time and caps the 2-worker speed-up near 1.6x; 8 steps (the default) make the
-clips long enough to show what the pool itself achieves.
+What cannot run in parallel is start-up: the ``convviz`` process (~0.5 s) and the worker
+forkserver's import of manim and SymPy (~1.3 s), about 2 s in both timed runs. That is
+why the clips are complete rather than cut to a few steps: with 4 steps a clip renders in
+about 1 s and start-up alone caps the speed-up near 1.5x. ``--max-steps`` cuts them.
 """
 
 from __future__ import annotations
@@ -46,7 +46,10 @@ OPS = ["forward", "dw", "da", "db"]
 
 def write_lecture(folder: Path, clips: int, max_steps: int) -> Path:
     entries = [(op, size, kernel) for size, kernel in LAYERS for op in OPS]
-    lines = ['[defaults]', 'quality = "l"', f"max_steps = {max_steps}", ""]
+    lines = ['[defaults]', 'quality = "l"']
+    if max_steps:
+        lines.append(f"max_steps = {max_steps}")
+    lines.append("")
     for number, (op, size, kernel) in enumerate(entries[:clips], start=1):
         lines += [
             "[[clip]]",
@@ -74,13 +77,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2, help="workers of the parallel run")
     parser.add_argument("--clips", type=int, default=8, choices=range(1, 9), metavar="1..8")
-    parser.add_argument("--max-steps", type=int, default=8, help="steps animated per clip")
+    parser.add_argument(
+        "--max-steps", type=int, default=0, help="cut each clip to N steps (0: complete clips)"
+    )
     args = parser.parse_args()
 
     print(f"cores: {os.cpu_count()}  load average before: {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="convviz-batch-bench-") as tmp:
         path = write_lecture(Path(tmp), args.clips, args.max_steps)
-        timed(str(path), "-j", str(args.jobs), "--force")  # warm-up: fills worker TeX caches
+        timed(str(path), "-j", str(args.jobs), "--force")  # warm-up: fills the label cache
         sequential = timed(str(path), "-j", "1", "--force")
         parallel = timed(str(path), "-j", str(args.jobs), "--force")
         up_to_date = timed(str(path))

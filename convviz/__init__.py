@@ -2,6 +2,8 @@
 
 The core (everything importable from this package except :func:`render` and the scene
 classes) needs SymPy and NumPy only; Manim is imported on first use of the rendering API.
+Names are loaded on first use, so the command line starts without importing SymPy until
+a command needs it.
 
 >>> import convviz
 >>> spec = convviz.ConvSpec(input_size=(6, 6), kernel_size=(3, 3))
@@ -13,43 +15,49 @@ classes) needs SymPy and NumPy only; Manim is imported on first use of the rende
 
 from __future__ import annotations
 
-from typing import Any
-
-from convviz.derivation import OPS, Derivation, derive
-from convviz.highlights import ROLES, ArrayInfo, Cell, HighlightMap, Step
-from convviz.identities import FullConvolutionView, IdentityCheck, verify
-from convviz.numeric import NumericCheck, cross_check
-from convviz.reflection import ReflectionError, Reflector, highlight_map
-from convviz.spec import MAX_PRODUCTS, ConvSpec, SpecError
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "MAX_PRODUCTS",
-    "OPS",
-    "ROLES",
-    "ArrayInfo",
-    "Cell",
-    "ConvSpec",
-    "Derivation",
-    "FullConvolutionView",
-    "HighlightMap",
-    "IdentityCheck",
-    "NumericCheck",
-    "ReflectionError",
-    "Reflector",
-    "SpecError",
-    "Step",
-    "__version__",
-    "cross_check",
-    "derive",
-    "highlight_map",
-    "verify",
-]
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from convviz.derivation import OPS, Derivation, derive
+    from convviz.highlights import ROLES, ArrayInfo, Cell, HighlightMap, Step
+    from convviz.identities import FullConvolutionView, IdentityCheck, verify
+    from convviz.numeric import NumericCheck, cross_check
+    from convviz.reflection import ReflectionError, Reflector, highlight_map
+    from convviz.rendering.api import render
+    from convviz.rendering.scenes import (
+        BiasGradient,
+        ForwardConvolution,
+        InputGradient,
+        InputGradientAsFullConvolution,
+        WeightGradient,
+    )
+    from convviz.spec import MAX_PRODUCTS, ConvSpec, SpecError
 
-# Names served lazily from the rendering layer, so that importing convviz never imports
-# manim (slow to import, and not needed to derive or check anything).
-_RENDERING = {
+#: Where each public name lives. The rendering names import manim (slow to import, and
+#: not needed to derive or check anything).
+_LOCATIONS = {
+    "OPS": "convviz.derivation",
+    "Derivation": "convviz.derivation",
+    "derive": "convviz.derivation",
+    "ROLES": "convviz.highlights",
+    "ArrayInfo": "convviz.highlights",
+    "Cell": "convviz.highlights",
+    "HighlightMap": "convviz.highlights",
+    "Step": "convviz.highlights",
+    "FullConvolutionView": "convviz.identities",
+    "IdentityCheck": "convviz.identities",
+    "verify": "convviz.identities",
+    "NumericCheck": "convviz.numeric",
+    "cross_check": "convviz.numeric",
+    "ReflectionError": "convviz.reflection",
+    "Reflector": "convviz.reflection",
+    "highlight_map": "convviz.reflection",
+    "MAX_PRODUCTS": "convviz.spec",
+    "ConvSpec": "convviz.spec",
+    "SpecError": "convviz.spec",
     "render": "convviz.rendering.api",
     "ForwardConvolution": "convviz.rendering.scenes",
     "WeightGradient": "convviz.rendering.scenes",
@@ -58,11 +66,44 @@ _RENDERING = {
     "InputGradientAsFullConvolution": "convviz.rendering.scenes",
 }
 
+__all__ = [
+    "MAX_PRODUCTS",
+    "OPS",
+    "ROLES",
+    "ArrayInfo",
+    "BiasGradient",
+    "Cell",
+    "ConvSpec",
+    "Derivation",
+    "ForwardConvolution",
+    "FullConvolutionView",
+    "HighlightMap",
+    "IdentityCheck",
+    "InputGradient",
+    "InputGradientAsFullConvolution",
+    "NumericCheck",
+    "ReflectionError",
+    "Reflector",
+    "SpecError",
+    "Step",
+    "WeightGradient",
+    "__version__",
+    "cross_check",
+    "derive",
+    "highlight_map",
+    "render",
+    "verify",
+]
+
 
 def __getattr__(name: str) -> Any:
-    module = _RENDERING.get(name)
+    module = _LOCATIONS.get(name)
     if module is None:
         raise AttributeError(f"module 'convviz' has no attribute {name!r}")
-    import importlib
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-    return getattr(importlib.import_module(module), name)
+
+def __dir__() -> list[str]:
+    return list(__all__)

@@ -524,6 +524,8 @@ def run_batch(
         else:
             pending.append(index)
     if pending:
+        # Longest first: a long clip started last would leave the other workers idle.
+        pending.sort(key=lambda i: -estimated_cost(jobs[i]))
         executor = make_executor()
         try:
             futures = {executor.submit(render_job, jobs[i].payload()): i for i in pending}
@@ -545,6 +547,21 @@ def run_batch(
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
     return [results[i] for i in range(len(jobs))]
+
+
+def estimated_cost(job: Job) -> float:
+    """Rough render cost of a job: its steps, each costing more as the picture grows."""
+    spec = job.spec
+    steps = {
+        "forward": spec.filters * spec.output_size[0] * spec.output_size[1],
+        "dw": spec.filters * spec.channels * spec.kernel_size[0] * spec.kernel_size[1],
+        "da": spec.channels * spec.input_size[0] * spec.input_size[1],
+        "da-full": spec.channels * spec.input_size[0] * spec.input_size[1],
+        "db": spec.filters,
+    }.get(job.op, 1)
+    if job.max_steps is not None:
+        steps = min(steps, job.max_steps)
+    return 1.0 + steps
 
 
 def _lost(err: BaseException) -> str:

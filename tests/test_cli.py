@@ -191,3 +191,22 @@ def test_version():
 def test_core_commands_registered():
     assert {"derive", "highlights", "check"} <= set(main.commands)
     assert all(isinstance(c, click.Command) for c in main.commands.values())
+
+
+def test_cli_op_choices_match_the_library() -> None:
+    """The CLI spells out the ops (to start without SymPy); they must agree."""
+    from convviz.cli.core_commands import OP_CHOICE
+    from convviz.derivation import OPS
+
+    assert list(OP_CHOICE.choices) == list(OPS)
+
+
+def test_cli_starts_without_sympy_or_manim() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from convviz.cli import main; "
+        "assert 'sympy' not in sys.modules and 'manim' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -5,22 +5,21 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
-import numpy as np
-import sympy
 
 from convviz.cli.options import layer_options
-from convviz.derivation import OPS, derive
-from convviz.highlights import Cell
-from convviz.identities import verify
-from convviz.numeric import cross_check
-from convviz.reflection import highlight_map
 from convviz.spec import ConvSpec
+
+if TYPE_CHECKING:
+    from convviz.highlights import Cell
 
 __all__ = ["check_command", "derive_command", "highlights_command"]
 
-OP_CHOICE = click.Choice(list(OPS))
+# The operations of convviz.derivation.OPS, spelled out so that the command line starts
+# without importing SymPy (a test checks they agree).
+OP_CHOICE = click.Choice(["forward", "dw", "da", "db"])
 
 
 def _cell_text(symbol: str, cell: Cell) -> str:
@@ -60,6 +59,12 @@ def derive_command(op: str, spec: ConvSpec, fmt: str, engine: str) -> None:
     Example:
       convviz derive dw --input 5x5 --kernel 2x2 --format latex
     """
+    import numpy as np
+    import sympy
+
+    from convviz.derivation import OPS, derive
+    from convviz.highlights import Cell
+
     derivation = derive(spec, engine=engine)  # type: ignore[arg-type]
     info = derivation.array_info(OPS[op])
     arrays = derivation.arrays_for(op)
@@ -97,6 +102,9 @@ def highlights_command(op: str, spec: ConvSpec, as_json: bool) -> None:
     Example:
       convviz highlights forward --input 6x6 --kernel 3x3 --json
     """
+    from convviz.derivation import derive
+    from convviz.reflection import highlight_map
+
     hmap = highlight_map(derive(spec), op)
     if as_json:
         click.echo(json.dumps(hmap.to_json(), indent=1))
@@ -122,6 +130,10 @@ def check_command(spec: ConvSpec, seed: int) -> None:
     Example:
       convviz check --input 2x7x7 --kernel 3x3 --stride 2 --padding 1 --filters 2
     """
+    from convviz.derivation import derive
+    from convviz.identities import verify
+    from convviz.numeric import cross_check
+
     started = time.perf_counter()
     derivation = derive(spec)
     click.echo(f"layer: {spec.describe()}; output {'x'.join(map(str, spec.output_shape))}")
