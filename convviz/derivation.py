@@ -126,12 +126,17 @@ def derive(spec: ConvSpec, *, engine: Engine = "product-rule") -> Derivation:
     engine
         How each chain-rule term is differentiated (see :mod:`convviz.gradients`).
     """
-    with paused_gc():
+    with paused_gc(spec.products >= GC_PAUSE_PRODUCTS):
         return _derive(spec, engine)
 
 
+#: Layers from this many forward multiplications on derive with the collector paused;
+#: below it the collector's passes cost less than the full pass its resumption triggers.
+GC_PAUSE_PRODUCTS = 5_000
+
+
 @contextmanager
-def paused_gc() -> Iterator[None]:
+def paused_gc(pause: bool = True) -> Iterator[None]:
     """Pause the cyclic garbage collector while building many SymPy objects.
 
     A derivation allocates hundreds of thousands of small objects and no reference
@@ -139,6 +144,9 @@ def paused_gc() -> Iterator[None]:
     cost about a third of the time on large layers. Plain reference counting still frees
     everything as usual.
     """
+    if not pause:
+        yield
+        return
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -18,7 +18,7 @@ import numpy as np
 import sympy
 from sympy.core.basic import Basic
 
-from convviz.derivation import OPS, Derivation, paused_gc
+from convviz.derivation import GC_PAUSE_PRODUCTS, OPS, Derivation, paused_gc
 from convviz.highlights import ROLES, Cell, HighlightMap, Index, Step
 
 __all__ = ["ReflectionError", "Reflector", "Term", "highlight_map", "step_for"]
@@ -190,7 +190,7 @@ def highlight_map(derivation: Derivation, op: str) -> HighlightMap:
     reflector = Reflector.for_derivation(derivation)
     role = OPS[op]
     targets = derivation.targets(op)
-    with paused_gc():
+    with paused_gc(derivation.spec.products >= GC_PAUSE_PRODUCTS):
         steps = [
             step_for(reflector, Cell(role, tuple(i + 1 for i in pos)), expr)
             for pos, expr in np.ndenumerate(targets)

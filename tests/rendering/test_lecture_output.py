@@ -347,3 +347,20 @@ def test_transparent_output_has_alpha(tmp_path: Path, fmt: str) -> None:
     assert result.exit_code == 0, result.stderr
     low, high = _alpha_range(out)
     assert low == 0 and high == 255  # see-through background, opaque drawing
+
+
+def test_forward_identity_is_shown_only_when_the_numbers_agree() -> None:
+    import dataclasses
+
+    import sympy
+
+    from convviz.rendering.plan import _forward_identity
+
+    d = derive(ConvSpec(input_size=(5, 5), stride=2, padding=1))
+    assert _forward_identity(d) == r"z^{[2]} = a^{[1]} * W^{[2]} + b^{[2]}"
+    broken = d.output.copy()
+    broken[0, 0, 0] = broken[0, 0, 0] + d.input[0, 0, 0]  # one wrong term in z[1,1]
+    assert _forward_identity(dataclasses.replace(d, output=broken)) is None
+    no_bias = derive(ConvSpec(input_size=(4, 4), bias=False))
+    assert _forward_identity(no_bias) == r"z^{[2]} = a^{[1]} * W^{[2]}"
+    assert sympy.S.Zero not in {c for c in no_bias.output.flat}
