@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from convviz.derivation import derive
 from convviz.notation import SHORT_NAMES
 from convviz.rendering.output import (
     FORMATS,
@@ -20,7 +19,7 @@ from convviz.rendering.output import (
     render_scene,
     write_chapters,
 )
-from convviz.rendering.plan import CLIP_OPS
+from convviz.rendering.plan import CLIP_OPS, ScenePlan, plan_scene
 from convviz.rendering.scenes import ConvolutionScene, scene_class
 from convviz.rendering.theme import DARK, Theme
 from convviz.spec import ConvSpec
@@ -75,6 +74,78 @@ def resolve_tex(tex: str) -> str:
     return "typst"
 
 
+def display_shape(spec: ConvSpec, role: str) -> tuple[int, ...]:
+    """Display shape of the array playing ``role`` (size-1 channel/filter axes dropped)."""
+    base = role.removeprefix("grad_")
+    return {
+        "input": spec.input_shape,
+        "kernel": spec.kernel_shape,
+        "bias": spec.bias_shape,
+        "output": spec.output_shape,
+    }[base]
+
+
+# -- plan cache -------------------------------------------------------------------------
+# Deriving a clip's plan needs SymPy (a third of a second just to import) and a few
+# hundredths of a second of work; a clip rendered again needs neither. Plans are cached
+# beside the TeX cache, keyed by the layer, the clip, and a digest of the source of every
+# module that decides a plan, so any change to the derivation invalidates them.
+
+_PLAN_MODULES = (
+    "spec", "conv", "arithmetic", "symbolic", "gradients", "derivation", "reflection",
+    "highlights", "identities", "numeric", "notation", "rendering/plan",
+)
+
+
+def _source_digest() -> str:
+    import hashlib
+
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name in _PLAN_MODULES:
+        digest.update((root / f"{name}.py").read_bytes())
+    return digest.hexdigest()
+
+
+def cached_plan(spec: ConvSpec, op: str, max_steps: int | None) -> ScenePlan:
+    """The plan of a clip: from the plan cache, or derived (and then cached)."""
+    import dataclasses
+    import hashlib
+    import os
+    import pickle
+    import tempfile
+
+    from convviz import __version__
+    from convviz.rendering.output import default_tex_cache
+
+    key = hashlib.sha256(
+        json.dumps(
+            [__version__, _source_digest(), dataclasses.asdict(spec), op, max_steps],
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:32]
+    path = default_tex_cache().parent / "plans" / f"{key}.pickle"
+    try:
+        with path.open("rb") as handle:
+            plan = pickle.load(handle)  # our own cache, written below
+        if isinstance(plan, ScenePlan):
+            return plan
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
+        pass
+    from convviz.derivation import derive
+
+    plan = plan_scene(derive(spec), op, max_steps=max_steps)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump(plan, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+    return plan
+
+
 def _check(op: str, quality: str, fmt: str, transparent: bool, fps: int | None,
            step_time: float, max_steps: int | None) -> None:
     if op not in CLIP_OPS:
@@ -124,7 +195,7 @@ def render_clip(
         raise RenderError("db: the layer has no bias (--no-bias), so there is no dL/db to show")
     target = Path(output) if output is not None else default_output(spec, op, chosen)
     backend = resolve_tex(tex)
-    derivation = derive(spec)
+    plan = cached_plan(spec, op, max_steps)
     holder: list[ConvolutionScene] = []
     cls: type[ConvolutionScene] = scene_class(op)
     if slides is not None and chosen != "mp4":
@@ -136,7 +207,7 @@ def render_clip(
             theme=theme,
             step_time=step_time,
             max_steps=max_steps,
-            derivation=derivation,
+            plan=plan,
             on_step=on_step,
             tex=backend,
             loop=chosen == "gif",
@@ -285,7 +356,7 @@ def timeline_document(
     arrays: dict[str, Any] = {}
     boxes = scene.cell_boxes()
     for array in scene.plan.arrays:
-        info = scene.derivation.array_info(array.role) if scene.derivation else None
+        shape = display_shape(scene.spec, array.role)
         cells = {}
         for key, box in boxes[array.role].items():
             left, top, right, bottom = box_to_pixels(
@@ -294,7 +365,7 @@ def timeline_document(
             cells[key] = [round(left, 2), round(top, 2), round(right, 2), round(bottom, 2)]
         arrays[array.role] = {
             "label": array.label,
-            "shape": list(info.shape) if info else [],
+            "shape": list(shape),
             "cells": cells,
         }
     steps = []

@@ -14,13 +14,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from convviz.derivation import Derivation
-from convviz.highlights import Cell, HighlightMap, Index
-from convviz.identities import FullConvolutionView, verify
+from convviz.highlights import Cell, Index
 from convviz.notation import cell_latex, step_latex
-from convviz.reflection import highlight_map
+
+if TYPE_CHECKING:  # SymPy-backed modules are imported only when a plan is computed
+    from convviz.derivation import Derivation
+    from convviz.highlights import HighlightMap
 
 __all__ = [
     "CLIP_OPS",
@@ -210,6 +211,8 @@ def _kernel_axis(derivation: Derivation) -> str:
 
 def _spread_grad_output(derivation: Derivation, label: str) -> ArrayPlan:
     """``dL/dz`` spread by the stride and padded for the full correlation."""
+    from convviz.identities import FullConvolutionView
+
     spec = derivation.spec
     view = FullConvolutionView(spec)
     rows, cols = view.grid_size
@@ -237,6 +240,8 @@ def _spread_grad_output(derivation: Derivation, label: str) -> ArrayPlan:
 
 
 def _rotated_kernel(base: ArrayPlan, derivation: Derivation) -> ArrayPlan:
+    from convviz.identities import FullConvolutionView
+
     view = FullConvolutionView(derivation.spec)
     positions = {}
     for index, (n, _) in base.positions.items():
@@ -276,6 +281,8 @@ def _footprints(
         slices = range(channel - 1, channel)
         role = "input"
     elif op == "da-full":
+        from convviz.identities import FullConvolutionView
+
         top, left = FullConvolutionView(spec).window(target.index)[0]
         span = ((kh - 1) * dh, (kw - 1) * dw)
         slices = range(len(arrays["grad_output"].grids))
@@ -330,6 +337,8 @@ def plan_scene(
     """
     if op not in CLIP_OPS:
         raise ValueError(f"unknown clip {op!r}; expected one of {', '.join(CLIP_OPS)}")
+    from convviz.reflection import highlight_map
+
     map_op = "da" if op == "da-full" else op
     hmap: HighlightMap = highlight_map(derivation, map_op)
     axis = _kernel_axis(derivation)
@@ -370,6 +379,8 @@ def plan_scene(
 
 
 def _identity(derivation: Derivation, op: str) -> str | None:
+    from convviz.identities import verify
+
     if op == "forward":
         return _forward_identity(derivation)
     for check in verify(derivation, engines=False, ops=(op,)):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from manim import (
@@ -37,7 +37,6 @@ from manim import (
     smooth,
 )
 
-from convviz.derivation import Derivation, derive
 from convviz.rendering.camera import PathCachingCamera
 from convviz.rendering.grid import CellGrid
 from convviz.rendering.layout import ArrayShape, Box, FrameSpec, Layout, SliceShape, layout_row
@@ -46,6 +45,9 @@ from convviz.rendering.segment import OneSegmentScene
 from convviz.rendering.theme import DARK, CellStyle, Theme
 from convviz.rendering.typeset import typeset
 from convviz.spec import ConvSpec
+
+if TYPE_CHECKING:  # imported lazily: a scene given its plan needs no SymPy at all
+    from convviz.derivation import Derivation
 
 __all__ = [
     "BiasGradient",
@@ -140,6 +142,8 @@ class ConvolutionScene(OneSegmentScene):
         Animate only the first steps (``None``: all).
     derivation
         Reuse an existing derivation of ``spec`` instead of deriving again.
+    plan
+        Reuse a plan of this clip (e.g. from the plan cache); nothing is derived.
     on_step
         Called as ``on_step(done, total)`` after each step (progress display).
     tex
@@ -160,6 +164,7 @@ class ConvolutionScene(OneSegmentScene):
         transition: float = 0.25,
         max_steps: int | None = None,
         derivation: Derivation | None = None,
+        plan: ScenePlan | None = None,
         on_step: Callable[[int, int], None] | None = None,
         tex: str = "latex",
         loop: bool = False,
@@ -177,6 +182,7 @@ class ConvolutionScene(OneSegmentScene):
         self.transition = min(transition, step_time / 2)
         self.max_steps = max_steps
         self.derivation = derivation
+        self._given_plan = plan
         self.on_step = on_step
         self.plan: ScenePlan | None = None
         self.layout: Layout | None = None
@@ -192,9 +198,14 @@ class ConvolutionScene(OneSegmentScene):
         """Plan, lay out and typeset everything (no rendering); safe to call twice."""
         if self._built:
             return
-        derivation = self.derivation or derive(self.spec)
-        self.derivation = derivation
-        plan = plan_scene(derivation, self.op, max_steps=self.max_steps)
+        if self._given_plan is not None:
+            plan = self._given_plan
+        else:
+            from convviz.derivation import derive
+
+            derivation = self.derivation or derive(self.spec)
+            self.derivation = derivation
+            plan = plan_scene(derivation, self.op, max_steps=self.max_steps)
         self.plan = plan
         shapes = [
             ArrayShape(a.role, tuple(SliceShape(g.rows, g.cols, g.padding) for g in a.grids))

@@ -364,3 +364,22 @@ def test_forward_identity_is_shown_only_when_the_numbers_agree() -> None:
     no_bias = derive(ConvSpec(input_size=(4, 4), bias=False))
     assert _forward_identity(no_bias) == r"z^{[2]} = a^{[1]} * W^{[2]}"
     assert sympy.S.Zero not in {c for c in no_bias.output.flat}
+
+
+def test_plan_cache_reuses_and_invalidates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import convviz.derivation
+    from convviz.rendering import api
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    spec = ConvSpec(input_size=(5, 5), stride=2)
+    first = api.cached_plan(spec, "dw", None)
+    assert first == plan_scene(derive(spec), "dw")  # a cached plan is the derived plan
+    calls = []
+    real = convviz.derivation.derive
+    monkeypatch.setattr(convviz.derivation, "derive", lambda *a, **k: calls.append(a) or real(*a))
+    assert api.cached_plan(spec, "dw", None) == first and calls == []  # from the cache
+    assert api.cached_plan(spec, "dw", 2).steps == first.steps[:2] and len(calls) == 1
+    # A damaged cache file is ignored and rewritten.
+    for file in (tmp_path / "convviz" / "plans").iterdir():
+        file.write_bytes(b"not a pickle")
+    assert api.cached_plan(spec, "dw", None) == first and len(calls) == 2
