@@ -13,7 +13,8 @@ Cases, all mp4:
 
 * ``convviz`` -- the default forward clip (6x6 input, 3x3 kernel, 16 steps) through
   :func:`convviz.render`, at ``-q l`` cold and warm, and at ``-q h`` (1080p60) warm.
-  *Cold* means a new, empty TeX cache directory (convviz's ``tex_cache``); *warm* is a
+  *Cold* means a new, empty TeX cache directory (convviz's ``tex_cache``) and new, empty
+  convviz caches (``XDG_CACHE_HOME``: glyph outlines, clip plans); *warm* is a
   second render into the same directory.
 * ``reference`` -- the seed article's approach, for comparison: every cell an entry of a
   ``MathTable`` (one LaTeX run per label when cold), one ``MathTex`` equation per step
@@ -212,7 +213,9 @@ def run_once(case: str, quality: str, work: Path, tex_cache: Path,
            "--quality", quality, "--output", str(output), "--tex-cache", str(tex_cache)]
     if duration is not None:
         cmd += ["--duration", repr(duration)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # Every convviz cache (typeset glyph outlines, derived clip plans) lives under
+    # XDG_CACHE_HOME: a cold run gets a fresh one along with its fresh TeX cache.
+    env = dict(os.environ, PYTHONPATH=str(ROOT), XDG_CACHE_HOME=f"{tex_cache}-xdg")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout + proc.stderr)
