@@ -39,7 +39,6 @@ import json
 import multiprocessing
 import re
 import time
-import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,9 +48,11 @@ from convviz import __version__
 from convviz.config import (
     BUILTIN,
     SETTING_KEYS,
+    ConfigError,
     ProjectDefaults,
     SettingError,
     check_setting,
+    read_toml,
 )
 from convviz.spec import ConvSpec, SpecError, parse_pair, parse_shape
 
@@ -186,15 +187,7 @@ class Job:
         """sha256 of everything that decides the output's content, and the convviz version."""
         document = {
             "convviz": __version__,
-            "op": self.op,
-            "spec": asdict(self.spec),
-            "format": self.fmt,
-            "quality": self.quality,
-            "theme": self.theme,
-            "palette": self.palette,
-            "step_time": self.step_time,
-            "max_steps": self.max_steps,
-            "fps": self.fps,
+            **self._settings(),
             # LaTeX and Typst draw slightly different glyphs; renders follow --tex auto.
             "typesetting": "latex" if _latex_available() else "typst",
         }
@@ -213,6 +206,14 @@ class Job:
         """The job as a plain dict, for :func:`render_job` in another process or machine."""
         return {
             "name": self.name,
+            **self._settings(),
+            "output": str(self.output),
+            "digest": self.digest(),
+        }
+
+    def _settings(self) -> dict[str, Any]:
+        """Everything that decides the output's content."""
+        return {
             "op": self.op,
             "spec": asdict(self.spec),
             "format": self.fmt,
@@ -222,8 +223,6 @@ class Job:
             "step_time": self.step_time,
             "max_steps": self.max_steps,
             "fps": self.fps,
-            "output": str(self.output),
-            "digest": self.digest(),
         }
 
 
@@ -238,12 +237,9 @@ class Lecture:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as err:
-        raise LectureError(f"{path}: not valid TOML: {err}") from None
-    except OSError as err:
-        raise LectureError(f"{path}: cannot read: {err.strerror or err}") from None
+        return read_toml(path)
+    except ConfigError as err:
+        raise LectureError(str(err)) from None
 
 
 def _check_keys(where: str, table: Mapping[str, Any], allowed: Sequence[str]) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "load_defaults",
     "load_theme",
     "palette_names",
+    "read_toml",
     "theme_names",
 ]
 
@@ -202,7 +203,8 @@ class ProjectDefaults:
         return {key: value for key, value in values.items() if value is not None}
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; an unreadable or invalid one is a one-line :class:`ConfigError`."""
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
@@ -239,7 +241,7 @@ def load_defaults(path: Path) -> ProjectDefaults:
         On unreadable TOML, an unknown key or a bad value, naming the file and the key.
     """
     path = Path(path)
-    document = _read_toml(path)
+    document = read_toml(path)
     if path.name == "pyproject.toml":
         table = document.get("tool", {}).get("convviz", {})
         return _from_table(path, table, "tool.convviz.")
@@ -264,7 +266,7 @@ def find_defaults(start: Path) -> ProjectDefaults:
             return load_defaults(own)
         pyproject = folder / "pyproject.toml"
         if pyproject.is_file() and _mentions_convviz(pyproject):
-            document = _read_toml(pyproject)
+            document = read_toml(pyproject)
             if "convviz" in document.get("tool", {}):
                 return load_defaults(pyproject)
     return ProjectDefaults()

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from convviz.cli.options import OptionError, layer_options
-from convviz.config import ConfigError, find_defaults
+from convviz.config import ConfigError, SettingError, check_setting, find_defaults
 from convviz.spec import ConvSpec
 
 __all__ = ["COMMANDS", "render_command"]
@@ -169,12 +169,12 @@ def render_command(
             raise OptionError(f"--slides: needs the mp4 format, not {chosen}")
         if transparent and chosen not in ("webm", "mov", "png"):
             raise OptionError(f"--transparent: needs webm, mov or png, not {chosen}")
-    if fps is not None and not 1 <= fps <= 120:
-        raise OptionError(f"--fps: must be between 1 and 120, got {fps}")
-    if not 0.2 <= step_time <= 60:
-        raise OptionError(f"--step-time: must be between 0.2 and 60 seconds, got {step_time}")
-    if max_steps is not None and max_steps < 1:
-        raise OptionError(f"--max-steps: must be at least 1, got {max_steps}")
+    for key, value in (("fps", fps), ("step_time", step_time), ("max_steps", max_steps)):
+        if value is not None:
+            try:
+                check_setting(key, value)
+            except SettingError as err:
+                raise OptionError(f"--{key.replace('_', '-')}: {err.rule}") from None
 
     from convviz.rendering.api import default_output, render
     from convviz.rendering.layout import LayoutError

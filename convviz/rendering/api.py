@@ -159,12 +159,14 @@ def _check(op: str, quality: str, fmt: str, transparent: bool, fps: int | None,
             f"--transparent needs a format with an alpha channel "
             f"({', '.join(TRANSPARENT_FORMATS)}), not {fmt}"
         )
-    if fps is not None and not 1 <= fps <= 120:
-        raise RenderError(f"--fps must be between 1 and 120, got {fps}")
-    if not 0.2 <= step_time <= 60:
-        raise RenderError(f"--step-time must be between 0.2 and 60 seconds, got {step_time}")
-    if max_steps is not None and max_steps < 1:
-        raise RenderError(f"--max-steps must be at least 1, got {max_steps}")
+    from convviz.config import SettingError, check_setting
+
+    for key, value in (("fps", fps), ("step_time", step_time), ("max_steps", max_steps)):
+        if value is not None:
+            try:
+                check_setting(key, value)
+            except SettingError as err:
+                raise RenderError(f"{key}: {err.rule}") from None
 
 
 def render_clip(
