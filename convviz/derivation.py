@@ -103,17 +103,17 @@ def array_info(symbols: LayerSymbols, role: str) -> ArrayInfo:
         return rf"\frac{{\partial {loss}}}{{\partial {name}}}"
 
     table = {
-        "input": (a, a, spec.input_shape),
-        "kernel": (w, w, spec.kernel_shape),
-        "bias": (b, b, spec.bias_shape),
-        "output": (z, z, spec.output_shape),
-        "grad_output": (grad(z), z, spec.output_shape),
-        "grad_input": (grad(a), f"d{a}", spec.input_shape),
-        "grad_kernel": (grad(w), f"d{w}", spec.kernel_shape),
-        "grad_bias": (grad(b), f"d{b}", spec.bias_shape),
+        "input": (a, a),
+        "kernel": (w, w),
+        "bias": (b, b),
+        "output": (z, z),
+        "grad_output": (grad(z), z),
+        "grad_input": (grad(a), f"d{a}"),
+        "grad_kernel": (grad(w), f"d{w}"),
+        "grad_bias": (grad(b), f"d{b}"),
     }
-    label, symbol, shape = table[role]
-    return ArrayInfo(role=role, label=label, symbol=symbol, shape=tuple(shape))
+    label, symbol = table[role]
+    return ArrayInfo(role=role, label=label, symbol=symbol, shape=spec.display_shape(role))
 
 
 def derive(spec: ConvSpec, *, engine: Engine = "product-rule") -> Derivation:

@@ -172,6 +172,16 @@ class ConvSpec:
         """Display shape of the output: ``(OH, OW)`` or ``(F, OH, OW)``."""
         return self._drop((self.filters,), self.output_size)
 
+    def display_shape(self, role: str) -> tuple[int, ...]:
+        """Display shape of the array playing ``role`` (a gradient is shaped like its array)."""
+        shapes = {
+            "input": self.input_shape,
+            "kernel": self.kernel_shape,
+            "bias": self.bias_shape,
+            "output": self.output_shape,
+        }
+        return shapes[role.removeprefix("grad_")]
+
     @staticmethod
     def _drop(leading: tuple[int, ...], spatial: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(n for n in leading if n > 1) + tuple(spatial)

@@ -119,18 +119,7 @@ class LayerSymbols:
     # ------------------------------------------------------------------ display
     def display(self, array: NDArray[Any], role: str) -> NDArray[Any]:
         """Reshape a full-shape array of ``role`` to its display shape."""
-        spec = self.spec
-        shapes = {
-            "input": spec.input_shape,
-            "grad_input": spec.input_shape,
-            "kernel": spec.kernel_shape,
-            "grad_kernel": spec.kernel_shape,
-            "bias": spec.bias_shape,
-            "grad_bias": spec.bias_shape,
-            "output": spec.output_shape,
-            "grad_output": spec.output_shape,
-        }
-        return array.reshape(shapes[role])
+        return array.reshape(self.spec.display_shape(role))
 
     def full(self, array: NDArray[Any], role: str) -> NDArray[Any]:
         """Reshape a display-shape array of ``role`` back to full shape."""

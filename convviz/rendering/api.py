@@ -74,17 +74,6 @@ def resolve_tex(tex: str) -> str:
     return "typst"
 
 
-def display_shape(spec: ConvSpec, role: str) -> tuple[int, ...]:
-    """Display shape of the array playing ``role`` (size-1 channel/filter axes dropped)."""
-    base = role.removeprefix("grad_")
-    return {
-        "input": spec.input_shape,
-        "kernel": spec.kernel_shape,
-        "bias": spec.bias_shape,
-        "output": spec.output_shape,
-    }[base]
-
-
 # -- plan cache -------------------------------------------------------------------------
 # Deriving a clip's plan needs SymPy (a third of a second just to import) and a few
 # hundredths of a second of work; a clip rendered again needs neither. Plans are cached
@@ -358,7 +347,7 @@ def timeline_document(
     arrays: dict[str, Any] = {}
     boxes = scene.cell_boxes()
     for array in scene.plan.arrays:
-        shape = display_shape(scene.spec, array.role)
+        shape = scene.spec.display_shape(array.role)
         cells = {}
         for key, box in boxes[array.role].items():
             left, top, right, bottom = box_to_pixels(
