@@ -435,7 +435,7 @@ def process_executor(jobs: int) -> cf.Executor:
     context: multiprocessing.context.BaseContext
     if "forkserver" in methods:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["convviz.rendering.api"])
+        context.set_forkserver_preload(["convviz.rendering.api", "convviz.rendering.scenes"])
     else:  # pragma: no cover - not POSIX
         context = multiprocessing.get_context("spawn")
     return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context)

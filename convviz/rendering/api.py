@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from convviz.notation import SHORT_NAMES
 from convviz.rendering.output import (
@@ -16,15 +16,26 @@ from convviz.rendering.output import (
     RenderError,
     atomic_write_text,
     box_to_pixels,
+    default_tex_cache,
     render_scene,
     write_chapters,
 )
-from convviz.rendering.plan import CLIP_OPS, ScenePlan, plan_scene
-from convviz.rendering.scenes import ConvolutionScene, scene_class
+from convviz.rendering.plan import CLIP_OPS
+from convviz.rendering.plan_cache import cached_plan, start_plan
 from convviz.rendering.theme import DARK, Theme
 from convviz.spec import ConvSpec
 
-__all__ = ["RenderResult", "default_output", "render", "render_clip", "timeline_document"]
+if TYPE_CHECKING:  # manim is imported by render_clip, once the plan is under way
+    from convviz.rendering.scenes import ConvolutionScene
+
+__all__ = [
+    "RenderResult",
+    "cached_plan",
+    "default_output",
+    "render",
+    "render_clip",
+    "timeline_document",
+]
 
 #: Formats that can carry an alpha channel.
 TRANSPARENT_FORMATS = ("webm", "mov", "png")
@@ -72,67 +83,6 @@ def resolve_tex(tex: str) -> str:
             "--tex none to typeset with Typst (no TeX needed)"
         )
     return "typst"
-
-
-# -- plan cache -------------------------------------------------------------------------
-# Deriving a clip's plan needs SymPy (a third of a second just to import) and a few
-# hundredths of a second of work; a clip rendered again needs neither. Plans are cached
-# beside the TeX cache, keyed by the layer, the clip, and a digest of the source of every
-# module that decides a plan, so any change to the derivation invalidates them.
-
-_PLAN_MODULES = (
-    "spec", "conv", "arithmetic", "symbolic", "gradients", "derivation", "reflection",
-    "highlights", "identities", "numeric", "notation", "rendering/plan",
-)
-
-
-def _source_digest() -> str:
-    import hashlib
-
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for name in _PLAN_MODULES:
-        digest.update((root / f"{name}.py").read_bytes())
-    return digest.hexdigest()
-
-
-def cached_plan(spec: ConvSpec, op: str, max_steps: int | None) -> ScenePlan:
-    """The plan of a clip: from the plan cache, or derived (and then cached)."""
-    import dataclasses
-    import hashlib
-    import os
-    import pickle
-    import tempfile
-
-    from convviz import __version__
-    from convviz.rendering.output import default_tex_cache
-
-    key = hashlib.sha256(
-        json.dumps(
-            [__version__, _source_digest(), dataclasses.asdict(spec), op, max_steps],
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()[:32]
-    path = default_tex_cache().parent / "plans" / f"{key}.pickle"
-    try:
-        with path.open("rb") as handle:
-            plan = pickle.load(handle)  # our own cache, written below
-        if isinstance(plan, ScenePlan):
-            return plan
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
-        pass
-    from convviz.derivation import derive
-
-    plan = plan_scene(derive(spec), op, max_steps=max_steps)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump(plan, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a cache that cannot be written only costs time
-    return plan
 
 
 def _check(op: str, quality: str, fmt: str, transparent: bool, fps: int | None,
@@ -186,11 +136,17 @@ def render_clip(
         raise RenderError("db: the layer has no bias (--no-bias), so there is no dL/db to show")
     target = Path(output) if output is not None else default_output(spec, op, chosen)
     backend = resolve_tex(tex)
-    plan = cached_plan(spec, op, max_steps)
-    holder: list[ConvolutionScene] = []
-    cls: type[ConvolutionScene] = scene_class(op)
     if slides is not None and chosen != "mp4":
         raise RenderError(f"--slides needs the mp4 format, not {chosen}")
+    # On a cold cache a child process derives the plan while manim is imported here.
+    # With LaTeX, the child also compiles the clip's labels and equations.
+    tex_dir = Path(tex_cache) if tex_cache is not None else default_tex_cache()
+    job = start_plan(spec, op, max_steps, latex_dir=tex_dir if backend == "latex" else None)
+    from convviz.rendering.scenes import scene_class
+
+    plan = job.result()
+    holder: list[ConvolutionScene] = []
+    cls: type[ConvolutionScene] = scene_class(op)
 
     def factory() -> ConvolutionScene:
         scene = cls(

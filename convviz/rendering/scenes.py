@@ -39,7 +39,8 @@ from manim import (
 
 from convviz.rendering.camera import PathCachingCamera
 from convviz.rendering.grid import CellGrid
-from convviz.rendering.layout import ArrayShape, Box, FrameSpec, Layout, SliceShape, layout_row
+from convviz.rendering.labels import CLIP_FRAME, clip_layout, clip_text
+from convviz.rendering.layout import Box, Layout
 from convviz.rendering.plan import ScenePlan, StepPlan, plan_scene
 from convviz.rendering.segment import OneSegmentScene
 from convviz.rendering.theme import DARK, CellStyle, Theme
@@ -59,15 +60,6 @@ __all__ = [
     "WeightGradient",
     "scene_class",
 ]
-
-#: Frame used by every clip: a caption band on top, the equation panel at the bottom.
-CLIP_FRAME = FrameSpec(caption_height=0.55, panel_height=1.5, slice_gap=1.2)
-
-#: Slice titles smaller than this (scene units) give way to one title per array.
-MIN_SLICE_TITLE = 0.16
-
-#: Cells smaller than this (scene units) get no labels at all (not even typeset).
-LABEL_MIN_CELL = 0.3
 
 #: Style tuple as reported by :meth:`CellGrid.style_of`.
 StyleTuple = tuple[str, float, str, float]
@@ -207,50 +199,17 @@ class ConvolutionScene(OneSegmentScene):
             self.derivation = derivation
             plan = plan_scene(derivation, self.op, max_steps=self.max_steps)
         self.plan = plan
-        shapes = [
-            ArrayShape(a.role, tuple(SliceShape(g.rows, g.cols, g.padding) for g in a.grids))
-            for a in plan.arrays
-        ]
-        layout = layout_row(shapes, plan.operators, CLIP_FRAME)
+        layout = clip_layout(plan)
         self.layout = layout
-        labelled = layout.cell_size >= LABEL_MIN_CELL
-
         # Everything typeset in one LaTeX run: titles, labels, operators, equations.
-        strings: list[str] = []
-        slots: dict[tuple[Any, ...], int] = {}
-
-        def want(key: tuple[Any, ...], tex: str) -> None:
-            slots[key] = len(strings)
-            strings.append(tex)
-
-        # Per-slice titles need room between stacked slices; when there is too little,
-        # one title for the whole array goes above it instead.
-        gap = CLIP_FRAME.slice_gap * layout.cell_size
-        slice_titles = min(0.45, 0.8 * (gap - 0.04)) >= MIN_SLICE_TITLE
-        for array in plan.arrays:
-            if len(array.grids) > 1 and not slice_titles:
-                want(("array-title", array.role), array.label)
-            for n, slice_plan in enumerate(array.grids):
-                want(("title", array.role, n), slice_plan.title)
-                if labelled:
-                    for cell, tex in slice_plan.labels.items():
-                        want(("label", array.role, n, cell), tex)
-        want(("zero",), "0")
-        for k, op in enumerate(plan.operators):
-            want(("op", k), op.replace("*", r"\ast"))
-        for k, step in enumerate(plan.steps):
-            want(("eq", k), step.equation)
-        want(("caption",), plan.caption)
-        if plan.identity:
-            want(("identity",), plan.identity)
-        if plan.rotate_kernel:
-            want(("title-unrotated",), plan.array("kernel").label)
-        mobs = typeset(strings, color=self.theme.text, backend=self.tex)
+        text = clip_text(plan, layout)
+        labelled, slice_titles = text.labelled, text.slice_titles
+        mobs = typeset(text.strings, color=self.theme.text, backend=self.tex)
 
         def mob(key: tuple[Any, ...]) -> VMobject:
-            return mobs[slots[key]]
+            return mobs[text.slots[key]]
 
-        multi_gap = CLIP_FRAME.slice_gap * layout.cell_size
+        multi_gap = text.title_gap
         self.grids = {}
         self.array_titles = VGroup()
         for array in plan.arrays:

@@ -14,12 +14,23 @@ import hashlib
 import json
 import os
 import tempfile
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 from manim import VGroup, VMobject
+
+from convviz.rendering.latex import (
+    PER_LINE,
+    cell_tex,
+    join_snippets,
+    prepare_snippets,
+    protect_braces,
+    svg_cache_path,
+    unique_snippets,
+)
 
 __all__ = [
     "BACKENDS",
@@ -32,42 +43,12 @@ __all__ = [
 
 K = TypeVar("K", bound=Hashable)
 
-#: Snippets per output line inside the one LaTeX document. Keeps every line far below
-#: TeX's maximum dimension (about 5.7 m) however many labels a scene needs.
-PER_LINE = 16
-
 #: Typesetting engines: LaTeX (MathTex) or Typst (no TeX installation needed).
 BACKENDS = ("latex", "typst")
 
 
 class TypesetError(RuntimeError):
     """LaTeX could not typeset the labels (missing programs or a LaTeX error)."""
-
-
-def cell_tex(label: str, index: Sequence[int]) -> str:
-    """Return the LaTeX for one cell, e.g. ``{a^{[1]}}_{1,2}`` for ``a^{[1]}`` at (1, 2).
-
-    Parameters
-    ----------
-    label
-        LaTeX name of the array, as in ``ArrayInfo.label``.
-    index
-        1-based display index; empty for a scalar, which is shown as the bare label.
-    """
-    if not index:
-        return label
-    subscript = ",".join(str(i) for i in index)
-    return "{" + label + "}_{" + subscript + "}"
-
-
-def protect_braces(tex: str) -> str:
-    """Stop manim from splitting a snippet at ``{{`` (its part notation).
-
-    In math mode a space between two braces changes nothing, so ``{{`` becomes ``{ {``.
-    """
-    while "{{" in tex:
-        tex = tex.replace("{{", "{ {")
-    return tex
 
 
 def typeset(
@@ -104,7 +85,7 @@ def typeset(
     TypesetError
         When ``latex`` or ``dvisvgm`` is missing, or LaTeX rejects a snippet.
     """
-    unique = list(dict.fromkeys(s for s in strings if s.strip()))
+    unique = unique_snippets(strings)
     parts: dict[str, VMobject] = {}
     if backend not in BACKENDS:
         raise TypesetError(f"unknown typesetting backend {backend!r}; use latex or typst")
@@ -133,13 +114,8 @@ def _typeset_latex(unique: list[str], font_size: float, color: str) -> dict[str,
         return {s: _from_outlines(glyphs, color) for s, glyphs in zip(unique, cached, strict=True)}
     parts: dict[str, VMobject] = {}
     if unique:
-        prepared = [protect_braces(s) for s in unique]
-        # A line break after every PER_LINE-th part; the break sits inside that part's
-        # group, which carries no glyphs for it.
-        for k in range(PER_LINE - 1, len(prepared) - 1, PER_LINE):
-            prepared[k] += r" \\"
         try:
-            outlines = _compile_outlines(prepared, font_size)
+            outlines = _compile_outlines(prepare_snippets(unique), font_size)
         except FileNotFoundError as exc:
             name = str(exc.filename or "latex")
             if "/" in name or "." in name:
@@ -181,32 +157,31 @@ def _compile_outlines(snippets: Sequence[str], font_size: float) -> list[list[np
     separated by a space) and compiled in MathTex's ``align*`` environment. Outlines are
     in scene units at ``font_size``, centred on the origin as MathTex centres itself.
     """
-    import xml.etree.ElementTree as ElementTree
-
     from manim import SCALE_FACTOR_PER_FONT_POINT, Rectangle, config
     from manim.utils.tex_file_writing import tex_to_svg_file
 
-    last = len(snippets) - 1
-    joined = "".join(
-        rf"\special{{dvisvgm:raw <g id='unique{n:03d}'>}}"
-        + text
-        + (" " if n < last else "")
-        + r"\special{dvisvgm:raw </g>}"
-        for n, text in enumerate(snippets)
+    joined = join_snippets(snippets)
+    template = config.tex_template
+    # A cold render may have had the document compiled already, by the plan prefetch
+    # (convviz.rendering.latex.precompile), while manim was being imported.
+    ahead = svg_cache_path(
+        Path(config.get_dir("tex_dir")),
+        template.get_texcode_for_expression_in_env(joined, "align*"),
+        (str(template.tex_compiler), str(template.output_format)),
     )
-    # Compile in a private directory: manim's shared TeX cache is not safe for two
-    # processes writing the same file at once, and the outlines cached by
-    # _save_outlines (written atomically) are what later renders reuse anyway.
-    shared = config.tex_dir
-    with tempfile.TemporaryDirectory(prefix="convviz-tex-") as private:
-        config.tex_dir = private
-        try:
-            svg = tex_to_svg_file(
-                joined.strip(), environment="align*", tex_template=config.tex_template
-            )
-            root = ElementTree.parse(svg).getroot()
-        finally:
-            config.tex_dir = shared
+    root = _parse_svg(ahead)
+    if root is None:
+        # Compile in a private directory: manim's shared TeX cache is not safe for two
+        # processes writing the same file at once, and the outlines cached by
+        # _save_outlines (written atomically) are what later renders reuse anyway.
+        shared = config.tex_dir
+        with tempfile.TemporaryDirectory(prefix="convviz-tex-") as private:
+            config.tex_dir = private
+            try:
+                svg = tex_to_svg_file(joined, environment="align*", tex_template=template)
+                root = ElementTree.parse(svg).getroot()
+            finally:
+                config.tex_dir = shared
     paths = {p.get("id"): p.get("d") or "" for p in root.iter(f"{_SVG}path")}
     glyphs: dict[str, np.ndarray] = {}
     parts: list[list[np.ndarray]] = []
@@ -241,6 +216,14 @@ def _compile_outlines(snippets: Sequence[str], font_size: float) -> list[list[np
             for n, points in enumerate(outlines):
                 outlines[n] = (points - centre) * flip
     return parts
+
+
+def _parse_svg(path: Path) -> ElementTree.Element | None:
+    """The SVG at ``path``, if it is there and whole."""
+    try:
+        return ElementTree.parse(path).getroot()
+    except (OSError, ElementTree.ParseError):
+        return None
 
 
 def _path_points(d: str) -> np.ndarray:

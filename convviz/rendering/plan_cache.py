@@ -1,0 +1,166 @@
+"""Clip plans kept between renders, and derived in parallel with importing manim.
+
+Deriving a clip's plan needs SymPy (a third to a half of a second just to import) and a
+few hundredths of a second of work; a clip rendered again needs neither. Plans are
+cached under ``$XDG_CACHE_HOME/convviz/plans``, keyed by the layer, the clip, and a
+digest of the source of every module that decides a plan, so any change to the
+derivation invalidates them.
+
+A cold render has to derive, and also has to import manim (over half a second); the
+two do not depend on each other. :func:`start_plan` therefore derives in a forked child
+process while the caller imports manim, on the machine's other core. The child only
+writes the plan cache; the parent reads it back, and if anything went wrong in the
+child it simply derives itself, so errors surface in the parent exactly as before.
+
+This module imports neither manim nor SymPy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import pickle
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from convviz.rendering.plan import ScenePlan
+from convviz.spec import ConvSpec
+
+__all__ = ["PlanJob", "cached_plan", "plan_path", "start_plan"]
+
+#: Modules whose source decides a plan (paths relative to the package).
+_PLAN_MODULES = (
+    "spec", "conv", "arithmetic", "symbolic", "gradients", "derivation", "reflection",
+    "highlights", "identities", "numeric", "notation", "rendering/plan",
+)
+
+
+def _source_digest() -> str:
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name in _PLAN_MODULES:
+        digest.update((root / f"{name}.py").read_bytes())
+    return digest.hexdigest()
+
+
+def plan_path(spec: ConvSpec, op: str, max_steps: int | None) -> Path:
+    """Where the plan of this clip is cached."""
+    from convviz import __version__
+    from convviz.rendering.output import default_tex_cache
+
+    key = hashlib.sha256(
+        json.dumps(
+            [__version__, _source_digest(), dataclasses.asdict(spec), op, max_steps],
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:32]
+    return default_tex_cache().parent / "plans" / f"{key}.pickle"
+
+
+def _load(path: Path) -> ScenePlan | None:
+    try:
+        with path.open("rb") as handle:
+            plan = pickle.load(handle)  # our own cache, written by _derive_and_store
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
+        return None
+    return plan if isinstance(plan, ScenePlan) else None
+
+
+def _derive_and_store(spec: ConvSpec, op: str, max_steps: int | None, path: Path) -> ScenePlan:
+    from convviz.derivation import derive
+    from convviz.rendering.plan import plan_scene
+
+    plan = plan_scene(derive(spec), op, max_steps=max_steps)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump(plan, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+    return plan
+
+
+def cached_plan(spec: ConvSpec, op: str, max_steps: int | None) -> ScenePlan:
+    """The plan of a clip: from the plan cache, or derived here (and then cached)."""
+    path = plan_path(spec, op, max_steps)
+    return _load(path) or _derive_and_store(spec, op, max_steps, path)
+
+
+@dataclasses.dataclass
+class PlanJob:
+    """A plan on its way: :meth:`result` returns it (waiting for the child, if any)."""
+
+    spec: ConvSpec
+    op: str
+    max_steps: int | None
+    path: Path
+    child: int | None = None
+
+    @property
+    def forked(self) -> bool:
+        """Whether a child process is deriving the plan."""
+        return self.child is not None
+
+    def result(self) -> ScenePlan:
+        """The plan: the child's (from the cache it wrote), or derived here."""
+        if self.child is not None:
+            child, self.child = self.child, None
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(child, 0)
+        return _load(self.path) or _derive_and_store(
+            self.spec, self.op, self.max_steps, self.path
+        )
+
+
+def _can_fork() -> bool:
+    """Forking is worth it (manim not imported yet) and safe (no other Python threads)."""
+    return (
+        hasattr(os, "fork")
+        and sys.platform != "darwin"  # macOS frameworks do not survive fork well
+        and "manim" not in sys.modules
+        and threading.active_count() == 1
+    )
+
+
+def start_plan(
+    spec: ConvSpec, op: str, max_steps: int | None, *, latex_dir: Path | None = None
+) -> PlanJob:
+    """Start getting a clip's plan: cached, or derived by a child process in parallel.
+
+    Call this before importing manim and :meth:`PlanJob.result` after: on a cold cache
+    the derivation (SymPy's import included) then costs no wall time on a machine with
+    a second core. With ``latex_dir`` (the render's TeX cache) the child also compiles
+    the clip's LaTeX document (see :func:`convviz.rendering.latex.precompile`). Where
+    forking is not possible or not useful, the plan is derived in :meth:`~PlanJob.result`
+    instead, and LaTeX runs when the scene typesets.
+    """
+    path = plan_path(spec, op, max_steps)
+    job = PlanJob(spec, op, max_steps, path)
+    if path.exists() or not _can_fork():
+        return job
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: derive, store, and leave without running any cleanup
+        status = 1
+        try:
+            plan = _derive_and_store(spec, op, max_steps, path)
+            if latex_dir is not None:
+                from convviz.rendering.labels import clip_layout, clip_text
+                from convviz.rendering.latex import precompile
+
+                precompile(clip_text(plan, clip_layout(plan)).strings, latex_dir)
+            status = 0
+        except BaseException:  # the parent derives again, and reports any error
+            pass
+        finally:
+            os._exit(status)
+    job.child = pid
+    return job
