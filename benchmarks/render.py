@@ -29,8 +29,10 @@ Cases, all mp4:
   writing that much video costs at all.
 
 The *overhead ratio* is a case's wall time divided by the floor's for the same duration
-and quality. With ``--repeat N`` every case is rendered N times (cold ones into N fresh
-cache directories) and the fastest time is kept, since machine noise only ever adds.
+and quality. With ``--repeat N`` (default 3) every case is rendered N times (cold ones
+into N fresh cache directories), each time followed by its floor, so that both see the
+machine in the same state; the fastest of each is kept, since machine noise only ever
+adds.
 """
 
 from __future__ import annotations
@@ -224,29 +226,40 @@ def run_once(case: str, quality: str, work: Path, tex_cache: Path,
     return float(data["wall"]), float(data["video"])
 
 
-def measure(case: str, quality: str, work: Path, repeat: int,
-            duration: float | None = None) -> tuple[Result, Result, Path]:
-    """Cold then warm render of ``case``, each the fastest of ``repeat``."""
-    colds, warms = [], []
-    cache = work
+def measure_all(work: Path, repeat: int, *, reference: bool, hd: bool) -> list[Result]:
+    """Every case, ``repeat`` times, interleaved with the floors they are compared with.
+
+    Each repetition renders the cases and their floors one after the other, so a slow
+    spell of the machine affects a case and its floor alike; the fastest of each is
+    kept.
+    """
+    runs: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    floors: dict[tuple[str, str, str], list[float]] = {}
+
+    def record(key: tuple[str, str, str], result: tuple[float, float], quality: str) -> None:
+        runs.setdefault(key, []).append(result)
+        floor = run_once("floor", quality, work, work / "cache-floor" / "tex", result[1])
+        floors.setdefault(key, []).append(floor[0])
+
     for n in range(repeat):
-        cache = work / f"cache-{case}-{n}" / "tex"  # text cache goes next to it
-        colds.append(run_once(case, quality, work, cache, duration))
-        warms.append(run_once(case, quality, work, cache, duration))
-    cold, warm = min(colds), min(warms)
-    return (Result(case, quality, "cold", *cold), Result(case, quality, "warm", *warm), cache)
-
-
-def floor_for(quality: str, duration: float, work: Path, repeat: int,
-              floors: dict[tuple[str, float], float]) -> float:
-    """Wall time of a static scene of ``duration`` seconds at ``quality`` (memoised)."""
-    key = (quality, round(duration, 3))
-    if key not in floors:
-        cache = work / "cache-floor" / "tex"
-        floors[key] = min(
-            run_once("floor", quality, work, cache, duration)[0] for _ in range(repeat)
-        )
-    return floors[key]
+        # Cold: fresh TeX and convviz caches; warm: the same caches again.
+        cache = work / f"cache-convviz-{n}" / "tex"
+        record(("convviz", "l", "cold"), run_once("convviz", "l", work, cache), "l")
+        record(("convviz", "l", "warm"), run_once("convviz", "l", work, cache), "l")
+        if reference:
+            ref_cache = work / f"cache-reference-{n}" / "tex"
+            record(("reference", "l", "cold"), run_once("reference", "l", work, ref_cache), "l")
+            record(("reference", "l", "warm"), run_once("reference", "l", work, ref_cache), "l")
+        if hd:
+            # The TeX cache is resolution independent: warm from the -q l runs.
+            record(("convviz", "h", "warm"), run_once("convviz", "h", work, cache), "h")
+        print(f"  repetition {n + 1}/{repeat} done (load {load()})", flush=True)
+    results = []
+    for (case, quality, state), values in runs.items():
+        wall, video = min(values)
+        results.append(Result(case, quality, state, wall, video,
+                              floor=min(floors[(case, quality, state)])))
+    return results
 
 
 def load() -> str:
@@ -257,7 +270,7 @@ def load() -> str:
 def main() -> None:
     """Run every case and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=1, help="renders per case (fastest kept)")
+    parser.add_argument("--repeat", type=int, default=3, help="renders per case (fastest kept)")
     parser.add_argument("--skip-hd", action="store_true", help="skip the 1080p60 case")
     parser.add_argument("--skip-reference", action="store_true", help="skip the seed reference")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -272,20 +285,9 @@ def main() -> None:
         return
 
     print(f"load average at start: {load()} ({os.cpu_count()} cores)", flush=True)
-    results: list[Result] = []
-    floors: dict[tuple[str, float], float] = {}
     with tempfile.TemporaryDirectory(prefix="convviz-bench-") as tmp:
-        work = Path(tmp)
-        cold, warm, cache = measure("convviz", "l", work, args.repeat)
-        results += [cold, warm]
-        if not args.skip_reference:
-            results += measure("reference", "l", work, args.repeat)[:2]
-        if not args.skip_hd:
-            # The TeX cache is resolution independent: warm from the -q l runs.
-            runs = [run_once("convviz", "h", work, cache) for _ in range(args.repeat)]
-            results.append(Result("convviz", "h", "warm", *min(runs)))
-        for r in results:
-            r.floor = floor_for(r.quality, r.video, work, args.repeat, floors)
+        results = measure_all(Path(tmp), args.repeat, reference=not args.skip_reference,
+                              hd=not args.skip_hd)
 
     header = ("case", "quality", "cache", "wall s", "video s", "floor s", "ratio", "target", "")
     rows = []

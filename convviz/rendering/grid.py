@@ -106,15 +106,21 @@ class CellGrid(VGroup):
         self.squares = VGroup()
         self.pad_outlines = VGroup()
         p = padding
+        # Copies of one square (and one dashed outline): building a manim Square costs
+        # ten times as much as copying one, and a dashed outline a hundred times.
+        square_proto: VMobject = Square(side_length=cell_size)
+        outline_proto: VMobject | None = None
         for r in range(1 - p, rows + p + 1):
             for c in range(1 - p, cols + p + 1):
-                square: VMobject = Square(side_length=cell_size)
-                square.move_to(self._center_of(r, c))
+                square = square_proto.copy().move_to(self._center_of(r, c))
                 self._squares[(r, c)] = square
                 self.squares.add(square)
                 if not self.is_real((r, c)):
-                    outline = DashedVMobject(Square(side_length=cell_size), num_dashes=8)
-                    outline.move_to(square)
+                    if outline_proto is None:
+                        outline_proto = DashedVMobject(
+                            Square(side_length=cell_size), num_dashes=8
+                        )
+                    outline = outline_proto.copy().move_to(square)
                     self._outlines[(r, c)] = outline
                     self.pad_outlines.add(outline)
         self.add(self.squares, self.pad_outlines)

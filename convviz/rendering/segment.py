@@ -63,6 +63,8 @@ class OneSegmentScene(Scene):
         #: Mobjects to draw over the renderer's still image for the current frame; None
         #: when the still image is out of date and a wait must draw everything.
         self._hold_layer: list[Mobject] | None = None
+        #: The last still image and what it was drawn from (see :meth:`_save_still`).
+        self._still: _Still | None = None
 
     # -- the block ------------------------------------------------------------------------
     def one_segment(self, body: Callable[[], None]) -> None:
@@ -85,11 +87,13 @@ class OneSegmentScene(Scene):
         self._segment = segment
         # manim has just drawn the whole scene as the still image of this play.
         self._hold_layer = []
+        self._still = None
         try:
             segment.body()
         finally:
             self._segment = None
             self._hold_layer = None
+            self._still = None
             segment.clean_up_from_scene(self)
             self._cairo.static_image = None
 
@@ -127,9 +131,7 @@ class OneSegmentScene(Scene):
         else:
             layer = self._redrawn(animations)
             still = set(map(id, layer))
-            self._cairo.save_static_frame_data(
-                self, [m for m in self._drawn() if id(m) not in still]
-            )
+            self._save_still([m for m in self._drawn() if id(m) not in still])
             last = 0.0
             for t in np.arange(0, run_time, 1 / config["frame_rate"]):
                 for animation in animations:
@@ -176,6 +178,72 @@ class OneSegmentScene(Scene):
         else:
             renderer.update_frame(self, mobjects=self._hold_layer)
         renderer.add_frame(renderer.get_frame(), num_frames=int(duration / dt))
+
+    # -- the still image of each animation -------------------------------------------------
+    def _save_still(self, mobjects: list[Mobject]) -> None:
+        """Make the renderer's still image: ``mobjects`` drawn over the background.
+
+        manim draws every still mobject again for each animation. Between two steps of a
+        clip few of them change (the squares that stop or start changing colour, the
+        equation), so here only the regions of those are drawn again, over the previous
+        still image: the background is restored inside pixel-aligned rectangles covering
+        every mobject that changed, appeared or went (where it was and where it is), and
+        every still mobject that reaches into them is drawn again, in drawing order,
+        clipped to them. Each pixel therefore gets exactly the paint it would get from
+        drawing everything. Anything this cannot vouch for (a mobject that is not a
+        plain VMobject, a change of drawing order, a moved camera, large changes) is
+        drawn in full, as manim does.
+        """
+        renderer = self._cairo
+        camera = renderer.camera
+        states = [_state(m) for m in mobjects]
+        frame = _frame_key(camera)
+        previous = self._still
+        dirty = None
+        if previous is not None and previous.frame == frame and all(states):
+            dirty = previous.changed(mobjects, cast(list[tuple[Any, ...]], states), camera)
+        if dirty is None or previous is None:
+            renderer.save_static_frame_data(self, mobjects)
+        else:
+            rects = _pixel_rects(_boxes_array(dirty), camera)
+            if rects and _area(rects) > 0.4 * camera.pixel_width * camera.pixel_height:
+                renderer.save_static_frame_data(self, mobjects)
+            else:
+                self._redraw_regions(previous, mobjects, rects)
+        image = renderer.static_image
+        if image is None or not all(states):
+            self._still = None
+            return
+        boxes = _boxes(mobjects, camera)
+        self._still = _Still(
+            image.copy(), frame, {id(m): (m, st, box) for m, st, box in
+                                  zip(mobjects, cast(list[tuple[Any, ...]], states), boxes,
+                                      strict=True)},
+            [id(m) for m in mobjects],
+        )
+
+    def _redraw_regions(self, previous: _Still, mobjects: list[Mobject],
+                        rects: list[tuple[int, int, int, int]]) -> None:
+        renderer = self._cairo
+        camera = renderer.camera
+        pixels = previous.image.copy()
+        if rects:
+            # The mobjects that reach into the rectangles are drawn whole, over a clean
+            # background (a Cairo clip would round some edge pixels differently), and
+            # the rectangles are copied from there.
+            boxes = _pixel_boxes(_boxes(mobjects, camera), camera)
+            rect_array = np.array(rects, dtype=float)
+            wanted = [
+                m for m, (x0, y0, x1, y1) in zip(mobjects, boxes, strict=True)
+                if np.any((rect_array[:, 0] < x1) & (x0 < rect_array[:, 2])
+                          & (rect_array[:, 1] < y1) & (y0 < rect_array[:, 3]))
+            ]
+            renderer.save_static_frame_data(self, wanted)
+            fresh = renderer.static_image
+            source = camera.background if fresh is None else fresh
+            for x0, y0, x1, y1 in rects:
+                pixels[y0:y1, x0:x1] = source[y0:y1, x0:x1]
+        renderer.static_image = pixels
 
     # -- what to redraw -------------------------------------------------------------------
     def _updating(self) -> list[Mobject]:
@@ -272,3 +340,109 @@ def _boxes(mobjects: Sequence[Mobject], camera: Any) -> np.ndarray:
     lo = np.minimum.reduceat(points, starts, axis=0) - margin
     hi = np.maximum.reduceat(points, starts, axis=0) + margin
     return np.concatenate([lo, hi], axis=1)
+
+
+# -- still images -------------------------------------------------------------------------
+class _Still:
+    """A still image, and the state and box of every mobject drawn in it."""
+
+    def __init__(self, image: np.ndarray, frame: tuple[float, ...],
+                 states: dict[int, tuple[Mobject, tuple[Any, ...], np.ndarray]],
+                 order: list[int]) -> None:
+        self.image = image
+        self.frame = frame
+        self.states = states
+        self.order = order
+
+    def changed(self, mobjects: Sequence[Mobject], states: Sequence[tuple[Any, ...]],
+                camera: Any) -> list[np.ndarray] | None:
+        """Boxes of what differs from this image; ``None`` if drawing order changed."""
+        current = {id(m) for m in mobjects}
+        common = [i for i in self.order if i in current]
+        if common != [id(m) for m in mobjects if id(m) in self.states]:
+            return None
+        dirty: list[Mobject] = []
+        old_boxes: list[np.ndarray] = []
+        for mob, state in zip(mobjects, states, strict=True):
+            before = self.states.get(id(mob))
+            if before is None or before[0] is not mob:
+                dirty.append(mob)
+            elif before[1] != state:
+                dirty.append(mob)
+                old_boxes.append(before[2])
+        for key, (_, _, box) in self.states.items():
+            if key not in current:
+                old_boxes.append(box)
+        boxes = list(_boxes(dirty, camera)) if dirty else []
+        return boxes + old_boxes
+
+
+def _state(mob: Mobject) -> tuple[Any, ...] | None:
+    """Everything about ``mob`` that the Cairo camera's drawing depends on.
+
+    ``None`` for what this module does not know how to compare (anything but a plain
+    VMobject drawn without a background image).
+    """
+    if not isinstance(mob, VMobject) or mob.get_background_image() is not None:
+        return None
+    if getattr(mob, "shade_in_3d", False):
+        return None
+    arrays = (mob.points, mob.fill_rgbas, mob.stroke_rgbas, mob.background_stroke_rgbas)
+    return (
+        type(mob),
+        *(a.shape for a in arrays),
+        *(a.tobytes() for a in arrays),
+        float(mob.stroke_width),
+        float(mob.background_stroke_width),
+        str(mob.joint_type),
+        str(mob.cap_style),
+        float(mob.sheen_factor),
+        tuple(np.asarray(mob.sheen_direction, dtype=float).ravel()),
+        float(mob.z_index),
+    )
+
+
+def _frame_key(camera: Any) -> tuple[float, ...]:
+    centre = camera.frame_center
+    return (float(camera.frame_width), float(camera.frame_height), float(centre[0]),
+            float(centre[1]), float(camera.pixel_width), float(camera.pixel_height),
+            id(camera.background), str(camera.background_color),
+            float(camera.background_opacity))
+
+
+def _boxes_array(boxes: Sequence[np.ndarray]) -> np.ndarray:
+    return np.array(boxes, dtype=float).reshape(-1, 4)
+
+
+def _pixel_boxes(boxes: np.ndarray, camera: Any) -> np.ndarray:
+    """Scene-unit ``(left, bottom, right, top)`` boxes as pixel ``(x0, y0, x1, y1)``."""
+    sx = camera.pixel_width / camera.frame_width
+    sy = camera.pixel_height / camera.frame_height
+    left = camera.frame_center[0] - camera.frame_width / 2
+    top = camera.frame_center[1] + camera.frame_height / 2
+    x0 = (boxes[:, 0] - left) * sx
+    x1 = (boxes[:, 2] - left) * sx
+    y0 = (top - boxes[:, 3]) * sy
+    y1 = (top - boxes[:, 1]) * sy
+    return np.stack([x0, y0, x1, y1], axis=1)
+
+
+def _pixel_rects(boxes: np.ndarray, camera: Any) -> list[tuple[int, int, int, int]]:
+    """Whole-pixel rectangles (one pixel wider all round) covering ``boxes``, on screen."""
+    if len(boxes) == 0:
+        return []
+    pixels = _pixel_boxes(boxes, camera)
+    width, height = int(camera.pixel_width), int(camera.pixel_height)
+    rects = []
+    for x0, y0, x1, y1 in pixels:
+        a = max(0, int(np.floor(x0)) - 1)
+        b = max(0, int(np.floor(y0)) - 1)
+        c = min(width, int(np.ceil(x1)) + 1)
+        d = min(height, int(np.ceil(y1)) + 1)
+        if a < c and b < d:
+            rects.append((a, b, c, d))
+    return rects
+
+
+def _area(rects: Sequence[tuple[int, int, int, int]]) -> int:
+    return sum((c - a) * (d - b) for a, b, c, d in rects)

@@ -10,6 +10,7 @@ warm render does not even read the SVG.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -312,11 +313,16 @@ def _from_outlines(glyphs: Sequence[np.ndarray], color: str) -> VMobject:
     subpaths fills exactly the same pixels as one mobject per glyph, and costs a tenth
     to build and to draw.
     """
-    part = VMobject()
+    part = _blank(color).copy()
     if glyphs:
         part.set_points(np.concatenate(list(glyphs)))
-    part.set_fill(color, opacity=1.0).set_stroke(width=0)
     return part
+
+
+@functools.cache
+def _blank(color: str) -> VMobject:
+    """A pointless, filled, unstroked VMobject to copy (copying skips manim's styling)."""
+    return VMobject().set_fill(color, opacity=1.0).set_stroke(width=0)
 
 
 def _typeset_typst(unique: list[str], font_size: float, color: str) -> dict[str, VMobject]:

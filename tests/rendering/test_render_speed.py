@@ -17,7 +17,7 @@ needs_latex = pytest.mark.skipif(
 
 
 def _frames(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spec: ConvSpec, op: str,
-            *, plain: bool) -> np.ndarray:
+            *, plain: bool, steps: int = 3, partial: list[int] | None = None) -> np.ndarray:
     """Every frame handed to the encoder (before compression) for a tiny render."""
     from manim import Camera
     from manim.scene import scene_file_writer as sfw
@@ -35,7 +35,17 @@ def _frames(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spec: ConvSpec, op:
     with monkeypatch.context() as patch:
         patch.setattr(sfw.SceneFileWriter, "write_frame", keep)
         cls = scene_class(op)
-        kwargs: dict[str, Any] = {"max_steps": 3}
+        kwargs: dict[str, Any] = {"max_steps": steps}
+        if partial is not None:
+            from convviz.rendering import segment
+
+            redraw = segment.OneSegmentScene._redraw_regions
+
+            def counting(self: Any, *args: Any) -> None:
+                partial.append(1)
+                redraw(self, *args)
+
+            patch.setattr(segment.OneSegmentScene, "_redraw_regions", counting)
         if plain:
             # manim's own loop and camera: one segment per play and wait.
             patch.setattr(cls, "one_segment", lambda self, body: body())
@@ -62,6 +72,25 @@ def _frames(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spec: ConvSpec, op:
 def test_one_segment_draws_the_frames_manim_draws(monkeypatch, tmp_path, op, spec):
     fast = _frames(monkeypatch, tmp_path, spec, op, plain=False)
     plain = _frames(monkeypatch, tmp_path, spec, op, plain=True)
+    assert fast.shape == plain.shape
+    assert np.array_equal(fast, plain)
+
+
+@needs_latex
+@pytest.mark.parametrize(
+    ("op", "spec"),
+    [
+        ("forward", ConvSpec(input_size=(5, 5), channels=2, filters=2, stride=2, padding=1)),
+        ("dw", ConvSpec(input_size=(5, 5), dilation=2)),
+    ],
+    ids=["forward-channels-filters", "dw-dilated"],
+)
+def test_still_images_redrawn_in_parts_match_manims(monkeypatch, tmp_path, op, spec):
+    """Between steps only the changed regions of the still image are drawn again."""
+    partial: list[int] = []
+    fast = _frames(monkeypatch, tmp_path, spec, op, plain=False, steps=6, partial=partial)
+    plain = _frames(monkeypatch, tmp_path, spec, op, plain=True, steps=6)
+    assert len(partial) >= 4  # the partial redraw really ran, at (almost) every step
     assert fast.shape == plain.shape
     assert np.array_equal(fast, plain)
 
