@@ -37,6 +37,7 @@ import contextlib
 import hashlib
 import json
 import multiprocessing
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -399,8 +400,10 @@ def render_job(payload: Mapping[str, Any]) -> dict[str, Any]:
             step_time=payload["step_time"],
             max_steps=payload["max_steps"],
             theme=load_theme(payload["theme"], payload["palette"]),
-            # A worker owns one core: an encoder using more only competes with the others.
+            # x264's own threads do not make these small frames faster (measured), and
+            # with a worker per core they would only compete with the other workers.
             encoder_threads=1,
+            inline_encoding=_INLINE_ENCODING,
         )
         atomic_write_text(output.with_name(output.name + HASH_SUFFIX), payload["digest"] + "\n")
     except (Exception, SystemExit) as err:  # a failed clip is reported, never a traceback
@@ -424,12 +427,26 @@ class JobResult:
         return self.status == "FAILED"
 
 
+#: Set in each worker of :func:`process_executor`: encode in the drawing thread.
+_INLINE_ENCODING = False
+
+
+def _init_worker(inline_encoding: bool) -> None:
+    global _INLINE_ENCODING
+    _INLINE_ENCODING = inline_encoding
+
+
 def process_executor(jobs: int) -> cf.Executor:
     """A pool of ``jobs`` worker processes, forked from a server that imported manim.
 
-    Importing manim and SymPy takes a second or more; a forkserver that has done it once
-    (and started no threads) hands every worker a ready interpreter. Where forkserver is
-    not available, workers are spawned fresh.
+    Importing manim takes over half a second; a forkserver that has done it once (and
+    started no threads) hands every worker a ready interpreter. Where forkserver is not
+    available, workers are spawned fresh. When there are at least as many workers as
+    cores, each worker encodes in its drawing thread
+    (:func:`~convviz.rendering.output.encode_inline`): a worker that has one core to
+    itself only loses time handing frames to a second thread. A single worker on a
+    machine with more cores keeps manim's encoder thread, so drawing and encoding
+    overlap.
     """
     methods = multiprocessing.get_all_start_methods()
     context: multiprocessing.context.BaseContext
@@ -438,7 +455,10 @@ def process_executor(jobs: int) -> cf.Executor:
         context.set_forkserver_preload(["convviz.rendering.api", "convviz.rendering.scenes"])
     else:  # pragma: no cover - not POSIX
         context = multiprocessing.get_context("spawn")
-    return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    inline = jobs >= (os.cpu_count() or 1)
+    return cf.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(inline,)
+    )
 
 
 class _DaskExecutor(cf.Executor):

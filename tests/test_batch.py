@@ -312,3 +312,19 @@ def test_dask_scheduler(tmp_path):
         assert (tmp_path / "media" / f"{name}.mp4").stat().st_size > 1000
         assert (tmp_path / "media" / f"{name}.mp4{HASH_SUFFIX}").is_file()
 
+
+
+def _inline_flag(_: int) -> bool:
+    import convviz.batch
+
+    return convviz.batch._INLINE_ENCODING
+
+
+@pytest.mark.slow
+def test_workers_encode_inline_only_when_each_owns_a_core(monkeypatch):
+    import convviz.batch
+
+    monkeypatch.setattr(convviz.batch.os, "cpu_count", lambda: 2)
+    for jobs, inline in ((1, False), (2, True)):
+        with convviz.batch.process_executor(jobs) as pool:
+            assert set(pool.map(_inline_flag, range(2 * jobs))) == {inline}

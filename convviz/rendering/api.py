@@ -125,6 +125,7 @@ def render_clip(
     tex: str = "auto",
     slides: Path | str | None = None,
     encoder_threads: int | None = None,
+    inline_encoding: bool = False,
 ) -> RenderResult:
     """Render one clip; return the written path and its timeline document.
 
@@ -176,6 +177,7 @@ def render_clip(
         fmt=chosen,
         overrides=overrides,
         tex_cache=Path(tex_cache) if tex_cache is not None else None,
+        inline_encoding=inline_encoding,
     )
     q = QUALITIES[quality]
     doc = timeline_document(
@@ -211,6 +213,7 @@ def render(
     tex: str = "auto",
     slides: Path | str | None = None,
     encoder_threads: int | None = None,
+    inline_encoding: bool = False,
 ) -> Path:
     """Render the clip of ``op`` for the layer ``spec`` and return the written path.
 
@@ -247,6 +250,10 @@ def render(
     encoder_threads
         Threads the video encoder may use (default: the encoder's choice); worker
         processes that each own one core pass 1.
+    inline_encoding
+        Encode frames in the drawing thread rather than on manim's encoder thread
+        (:func:`~convviz.rendering.output.encode_inline`): for worker processes that
+        each own one core, where a second thread only costs hand-offs.
     slides
         Also write a manim-slides presentation folder there (one slide per step);
         ``manim-slides convert --folder DIR <Scene> out.html`` turns it into reveal.js.
@@ -270,6 +277,7 @@ def render(
         tex=tex,
         slides=slides,
         encoder_threads=encoder_threads,
+        inline_encoding=inline_encoding,
     )
     if timeline is not None:
         atomic_write_text(Path(timeline), json.dumps(result.timeline, indent=1) + "\n")

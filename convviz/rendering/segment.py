@@ -240,7 +240,7 @@ class OneSegmentScene(Scene):
             ]
             renderer.save_static_frame_data(self, wanted)
             fresh = renderer.static_image
-            source = camera.background if fresh is None else fresh
+            source = cast(np.ndarray, camera.background if fresh is None else fresh)
             for x0, y0, x1, y1 in rects:
                 pixels[y0:y1, x0:x1] = source[y0:y1, x0:x1]
         renderer.static_image = pixels
@@ -346,7 +346,7 @@ def _boxes(mobjects: Sequence[Mobject], camera: Any) -> np.ndarray:
 class _Still:
     """A still image, and the state and box of every mobject drawn in it."""
 
-    def __init__(self, image: np.ndarray, frame: tuple[float, ...],
+    def __init__(self, image: np.ndarray, frame: tuple[Any, ...],
                  states: dict[int, tuple[Mobject, tuple[Any, ...], np.ndarray]],
                  order: list[int]) -> None:
         self.image = image
@@ -402,7 +402,7 @@ def _state(mob: Mobject) -> tuple[Any, ...] | None:
     )
 
 
-def _frame_key(camera: Any) -> tuple[float, ...]:
+def _frame_key(camera: Any) -> tuple[Any, ...]:
     centre = camera.frame_center
     return (float(camera.frame_width), float(camera.frame_height), float(centre[0]),
             float(centre[1]), float(camera.pixel_width), float(camera.pixel_height),

@@ -149,3 +149,52 @@ def test_video_without_animation_is_an_error(tmp_path):
     with pytest.raises(RuntimeError, match=r"no play calls|played no animation"):
         render_scene(Still, out)
     assert not out.exists()
+
+
+class Moving(Scene):
+    def construct(self):
+        square = Square()
+        self.add(square)
+        self.play(square.animate.shift([1.0, 0.5, 0.0]), run_time=0.6)
+        self.wait(0.4)
+        self.play(square.animate.set_fill("#FFFF00", opacity=0.7), run_time=0.4)
+
+
+def _decoded(path: Path) -> list:
+    av = pytest.importorskip("av")
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+@pytest.mark.slow
+def test_inline_encoding_writes_the_same_video(tmp_path, monkeypatch):
+    """Frames encoded in the drawing thread give the file manim's encoder thread gives."""
+    import numpy as np
+    from manim.scene import scene_file_writer as sfw
+
+    threads_seen: set[str] = set()
+    original = sfw.SceneFileWriter._create_segment_encoder
+
+    def spy(self, target):
+        encoder = original(self, target)
+        write = encoder.write_frame
+
+        def recording(pixels, *, repeat=1):
+            import threading
+
+            threads_seen.add(threading.current_thread().name)
+            write(pixels, repeat=repeat)
+
+        encoder.write_frame = recording
+        return encoder
+
+    monkeypatch.setattr(sfw.SceneFileWriter, "_create_segment_encoder", spy)
+    queued = render_scene(Moving, tmp_path / "queued.mp4", quality="l")
+    assert threads_seen and "MainThread" not in threads_seen
+    threads_seen.clear()
+    inline = render_scene(Moving, tmp_path / "inline.mp4", quality="l", inline_encoding=True)
+    assert threads_seen == {"MainThread"}
+    a, b = _decoded(queued), _decoded(inline)
+    assert len(a) == len(b) == 15 + 6  # 0.6 + 0.4 + 0.4 s at 15 fps
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert queued.read_bytes() == inline.read_bytes()
