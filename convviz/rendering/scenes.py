@@ -104,6 +104,15 @@ class _Restyle(Animation):
     def interpolate_mobject(self, alpha: float) -> None:
         a = self.rate_func(alpha)
         for m, f0, o0, s0, w0, f1, o1, s1, w1 in self.changes:
+            if _plain(m):
+                # What set_fill/set_stroke do to a lone square, without building colours.
+                m.fill_rgbas[:, :3] = (f0._internal_value * (1 - a) + f1._internal_value * a)[:3]
+                m.fill_rgbas[:, 3] = m.fill_opacity = o0 + (o1 - o0) * a
+                m.stroke_rgbas[:, :3] = (
+                    s0._internal_value * (1 - a) + s1._internal_value * a
+                )[:3]
+                m.stroke_width = w0 + (w1 - w0) * a
+                continue
             m.set_fill(f0.interpolate(f1, a), opacity=o0 + (o1 - o0) * a)
             m.set_stroke(s0.interpolate(s1, a), width=w0 + (w1 - w0) * a)
         for rect, b0, b1, op0, op1 in self.moves:
@@ -115,6 +124,16 @@ class _Restyle(Animation):
             rect.stretch_to_fit_height(max(height, 1e-3))
             rect.move_to(np.array([x, y, 0.0]))
             rect.set_stroke(opacity=op0 + (op1 - op0) * a)
+
+
+def _plain(m: VMobject) -> bool:
+    """A VMobject whose fill and stroke are one colour each, with no parts and no sheen."""
+    return (
+        not m.submobjects
+        and len(m.fill_rgbas) == 1
+        and len(m.stroke_rgbas) == 1
+        and m.get_sheen_factor() == 0
+    )
 
 
 class ConvolutionScene(OneSegmentScene):

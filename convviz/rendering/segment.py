@@ -186,35 +186,37 @@ class OneSegmentScene(Scene):
         manim draws every still mobject again for each animation. Between two steps of a
         clip few of them change (the squares that stop or start changing colour, the
         equation), so here only the regions of those are drawn again, over the previous
-        still image: the background is restored inside pixel-aligned rectangles covering
-        every mobject that changed, appeared or went (where it was and where it is), and
-        every still mobject that reaches into them is drawn again, in drawing order,
-        clipped to them. Each pixel therefore gets exactly the paint it would get from
-        drawing everything. Anything this cannot vouch for (a mobject that is not a
-        plain VMobject, a change of drawing order, a moved camera, large changes) is
-        drawn in full, as manim does.
+        still image. The regions are pixel-aligned rectangles covering every mobject
+        that changed, appeared or went (where it was and where it is); every still
+        mobject that reaches into one is drawn, in drawing order, over a clean
+        background, and the rectangles are copied from that drawing. (A Cairo clip
+        would round some edge pixels differently.) Each pixel therefore gets exactly the
+        paint it would get from drawing everything. Anything this cannot vouch for (a
+        mobject that is not a plain VMobject, a change of drawing order, a moved
+        camera, large changes) is drawn in full, as manim does.
         """
         renderer = self._cairo
         camera = renderer.camera
         states = [_state(m) for m in mobjects]
+        known = all(states)
+        boxes = _boxes(mobjects, camera)
         frame = _frame_key(camera)
         previous = self._still
         dirty = None
-        if previous is not None and previous.frame == frame and all(states):
-            dirty = previous.changed(mobjects, cast(list[tuple[Any, ...]], states), camera)
-        if dirty is None or previous is None:
+        if previous is not None and previous.frame == frame and known:
+            dirty = previous.changed(mobjects, cast(list[tuple[Any, ...]], states), boxes)
+        if previous is None or dirty is None:
             renderer.save_static_frame_data(self, mobjects)
         else:
-            rects = _pixel_rects(_boxes_array(dirty), camera)
-            if rects and _area(rects) > 0.4 * camera.pixel_width * camera.pixel_height:
+            rects = _pixel_rects(dirty, camera)
+            if _area(rects) > 0.4 * camera.pixel_width * camera.pixel_height:
                 renderer.save_static_frame_data(self, mobjects)
             else:
-                self._redraw_regions(previous, mobjects, rects)
+                self._redraw_regions(previous, mobjects, boxes, rects)
         image = renderer.static_image
-        if image is None or not all(states):
+        if image is None or not known:
             self._still = None
             return
-        boxes = _boxes(mobjects, camera)
         self._still = _Still(
             image.copy(), frame, {id(m): (m, st, box) for m, st, box in
                                   zip(mobjects, cast(list[tuple[Any, ...]], states), boxes,
@@ -222,19 +224,16 @@ class OneSegmentScene(Scene):
             [id(m) for m in mobjects],
         )
 
-    def _redraw_regions(self, previous: _Still, mobjects: list[Mobject],
+    def _redraw_regions(self, previous: _Still, mobjects: list[Mobject], boxes: np.ndarray,
                         rects: list[tuple[int, int, int, int]]) -> None:
         renderer = self._cairo
         camera = renderer.camera
         pixels = previous.image.copy()
         if rects:
-            # The mobjects that reach into the rectangles are drawn whole, over a clean
-            # background (a Cairo clip would round some edge pixels differently), and
-            # the rectangles are copied from there.
-            boxes = _pixel_boxes(_boxes(mobjects, camera), camera)
+            where = _pixel_boxes(boxes, camera)
             rect_array = np.array(rects, dtype=float)
             wanted = [
-                m for m, (x0, y0, x1, y1) in zip(mobjects, boxes, strict=True)
+                m for m, (x0, y0, x1, y1) in zip(mobjects, where, strict=True)
                 if np.any((rect_array[:, 0] < x1) & (x0 < rect_array[:, 2])
                           & (rect_array[:, 1] < y1) & (y0 < rect_array[:, 3]))
             ]
@@ -355,26 +354,27 @@ class _Still:
         self.order = order
 
     def changed(self, mobjects: Sequence[Mobject], states: Sequence[tuple[Any, ...]],
-                camera: Any) -> list[np.ndarray] | None:
-        """Boxes of what differs from this image; ``None`` if drawing order changed."""
+                boxes: np.ndarray) -> np.ndarray | None:
+        """Boxes of what differs from this image; ``None`` if drawing order changed.
+
+        ``boxes`` are the current boxes of ``mobjects``.
+        """
         current = {id(m) for m in mobjects}
         common = [i for i in self.order if i in current]
         if common != [id(m) for m in mobjects if id(m) in self.states]:
             return None
-        dirty: list[Mobject] = []
-        old_boxes: list[np.ndarray] = []
-        for mob, state in zip(mobjects, states, strict=True):
+        dirty: list[np.ndarray] = []
+        for mob, state, box in zip(mobjects, states, boxes, strict=True):
             before = self.states.get(id(mob))
-            if before is None or before[0] is not mob:
-                dirty.append(mob)
-            elif before[1] != state:
-                dirty.append(mob)
-                old_boxes.append(before[2])
+            if before is None:
+                dirty.append(box)
+            elif before[0] is not mob or before[1] != state:
+                dirty.append(box)
+                dirty.append(before[2])
         for key, (_, _, box) in self.states.items():
             if key not in current:
-                old_boxes.append(box)
-        boxes = list(_boxes(dirty, camera)) if dirty else []
-        return boxes + old_boxes
+                dirty.append(box)
+        return np.array(dirty, dtype=float).reshape(-1, 4)
 
 
 def _state(mob: Mobject) -> tuple[Any, ...] | None:
@@ -408,10 +408,6 @@ def _frame_key(camera: Any) -> tuple[Any, ...]:
             float(centre[1]), float(camera.pixel_width), float(camera.pixel_height),
             id(camera.background), str(camera.background_color),
             float(camera.background_opacity))
-
-
-def _boxes_array(boxes: Sequence[np.ndarray]) -> np.ndarray:
-    return np.array(boxes, dtype=float).reshape(-1, 4)
 
 
 def _pixel_boxes(boxes: np.ndarray, camera: Any) -> np.ndarray:

@@ -118,3 +118,30 @@ def test_cached_outlines_are_the_parsed_ones(tmp_path, monkeypatch):
         assert [m.get_fill_color().to_hex() for m in b.family_members_with_points()] == [
             m.get_fill_color().to_hex() for m in a.family_members_with_points()
         ]
+
+
+def test_restyle_fast_path_equals_set_fill_and_set_stroke():
+    """The transition's direct array writes give what manim's setters give, bit for bit."""
+    from manim import ManimColor, Square
+
+    from convviz.rendering.scenes import _Restyle
+
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        fast, reference = Square(), Square()
+        colours = ["#%06X" % rng.integers(0, 2**24) for _ in range(4)]
+        before = (colours[0], float(rng.random()), colours[1], float(rng.random() * 4))
+        after = (colours[2], float(rng.random()), colours[3], float(rng.random() * 4))
+        for square in (fast, reference):
+            square.set_fill(before[0], opacity=before[1]).set_stroke(before[2], width=before[3])
+        restyle = _Restyle([(fast, before, after)], [], [], run_time=0.25)
+        alpha = float(rng.random())
+        restyle.interpolate_mobject(alpha)
+        t = restyle.rate_func(alpha)
+        f0, f1, s0, s1 = map(ManimColor, (before[0], after[0], before[2], after[2]))
+        reference.set_fill(f0.interpolate(f1, t), opacity=before[1] + (after[1] - before[1]) * t)
+        reference.set_stroke(s0.interpolate(s1, t), width=before[3] + (after[3] - before[3]) * t)
+        assert np.array_equal(fast.fill_rgbas, reference.fill_rgbas)
+        assert np.array_equal(fast.stroke_rgbas, reference.stroke_rgbas)
+        assert fast.stroke_width == reference.stroke_width
+        assert fast.fill_opacity == reference.fill_opacity
