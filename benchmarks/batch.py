@@ -10,7 +10,9 @@ in all) into a temporary directory and, in the same run, times
 
 1. ``convviz batch -j 1 --force`` (one worker process renders every clip in turn),
 2. ``convviz batch -j N --force`` (N worker processes),
-3. ``convviz batch`` again, when every output is up to date (no worker starts).
+3. ``convviz batch`` again, when every output is up to date (no worker starts),
+4. for reference, the clips rendered one after the other in one process, with its wall
+   and CPU time: how many cores a single clip keeps busy, which bounds the speed-up.
 
 Each is the wall time of the whole ``convviz`` process, start-up included. A warm-up run
 first fills the shared cache of typeset labels, so neither timed run pays for LaTeX that
@@ -20,10 +22,12 @@ fifth from minute to minute, and noise only ever adds. Targets: speed-up >= 1.7x
 ``-j 2`` on 2 cores, and the up-to-date run under 2 s. The machine's load average is
 printed with the numbers, since other work on the machine eats into the speed-up.
 
-What cannot run in parallel is start-up: the ``convviz`` process (~0.5 s) and the worker
-forkserver's import of manim and SymPy (~1.3 s), about 2 s in both timed runs. That is
-why the clips are complete rather than cut to a few steps: with 4 steps a clip renders in
-about 1 s and start-up alone caps the speed-up near 1.5x. ``--max-steps`` cuts them.
+What cannot run in parallel is start-up: the ``convviz`` process and the worker
+forkserver's import of manim, about 1 s in both timed runs. That is why the clips are
+complete rather than cut to a few steps; ``--max-steps`` cuts them. The other bound is the
+sequential run itself: a clip rendered alone draws on one thread while manim encodes on
+another, so it already keeps more than one core busy, and two workers on two cores can
+only divide the remaining work (step 4 prints the figures).
 """
 
 from __future__ import annotations
@@ -66,6 +70,33 @@ def write_lecture(folder: Path, clips: int, max_steps: int) -> Path:
     return path
 
 
+#: Renders the lecture's clips one after the other in this process, as a ``-j 1`` worker
+#: does, and prints wall and CPU seconds (all threads).
+_CORES_SCRIPT = """
+import resource, sys, time
+from pathlib import Path
+from convviz.batch import load_lecture, render_job
+jobs = load_lecture(Path(sys.argv[1])).jobs
+import convviz.rendering.scenes  # imported before timing, like the forkserver's preload
+usage = resource.getrusage(resource.RUSAGE_SELF)
+cpu0, wall0 = usage.ru_utime + usage.ru_stime, time.perf_counter()
+for job in jobs:
+    assert render_job(job.payload())["ok"]
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(time.perf_counter() - wall0, usage.ru_utime + usage.ru_stime - cpu0)
+"""
+
+
+def cores_per_clip(path: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of rendering every clip in turn in one process."""
+    done = subprocess.run([sys.executable, "-c", _CORES_SCRIPT, str(path)],
+                          capture_output=True, text=True, cwd=path.parent)
+    if done.returncode != 0:
+        sys.exit(f"timing the clips one by one failed:\n{done.stdout}{done.stderr}")
+    wall, cpu = map(float, done.stdout.split()[-2:])
+    return wall, cpu
+
+
 def timed(*args: str) -> float:
     start = time.perf_counter()
     done = subprocess.run([str(CONVVIZ), "batch", *args], capture_output=True, text=True)
@@ -95,6 +126,7 @@ def main() -> None:
             parallels.append(timed(str(path), "-j", str(args.jobs), "--force"))
         sequential, parallel = min(sequentials), min(parallels)
         up_to_date = timed(str(path))
+        one_wall, one_cpu = cores_per_clip(path)
     print("sequential runs: " + ", ".join(f"{t:.2f} s" for t in sequentials))
     print("parallel runs:   " + ", ".join(f"{t:.2f} s" for t in parallels))
     speedup = sequential / parallel
@@ -109,6 +141,13 @@ def main() -> None:
     print(f"{'case':<32} {'wall':>8}  {'result':<17} {'target':<9} verdict")
     for (case, wall, result, target), verdict in zip(rows, verdicts, strict=True):
         print(f"{case:<32} {wall:>8}  {result:<17} {target:<9} {verdict}")
+    cores = one_cpu / one_wall
+    print(
+        f"one process rendering the clips in turn: {one_wall:.2f} s wall, {one_cpu:.2f} s CPU, "
+        f"so a clip keeps {cores:.2f} cores busy (drawing and encoding overlap); two workers "
+        f"on {os.cpu_count()} cores can then be at most {2 / cores:.2f}x faster, before "
+        "start-up"
+    )
     print(f"load average after: {os.getloadavg()}")
 
 

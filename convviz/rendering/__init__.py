@@ -6,6 +6,12 @@ Modules are small and named after what they hold:
     Colours and cell styles (plain data, no manim import).
 ``layout``
     Where each grid goes in the frame, and how big a cell is (pure math, no manim import).
+``labels``
+    What a clip typesets, decided from its plan (no manim import).
+``latex``
+    The clip's one LaTeX document, and compiling it ahead of time (no manim import).
+``plan_cache``
+    Clip plans kept between renders, derived in a child while manim loads (no manim).
 ``typeset``
     Many LaTeX labels from one LaTeX run.
 ``grid``
