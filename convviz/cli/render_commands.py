@@ -177,10 +177,10 @@ def render_command(
                 raise OptionError(f"--{key.replace('_', '-')}: {err.rule}") from None
 
     from convviz.rendering.api import default_output, render
+    from convviz.rendering.latex import TypesetError
     from convviz.rendering.layout import LayoutError
     from convviz.rendering.output import RenderError
     from convviz.rendering.theme import theme_for
-    from convviz.rendering.typeset import TypesetError
 
     for clip, chosen in ((c, f) for c in ops for f in formats):
         first = chosen == formats[0]  # timeline and chapters come with the first format

@@ -24,6 +24,7 @@ from pathlib import Path
 __all__ = [
     "DEFAULT_TEMPLATE",
     "PER_LINE",
+    "TypesetError",
     "cell_tex",
     "document",
     "join_snippets",
@@ -52,6 +53,10 @@ DEFAULT_TEMPLATE = (
 _PLACEHOLDER = "YourTextHere"
 #: The compiler and output format of manim's default template.
 DEFAULT_COMPILER = ("latex", ".dvi")
+
+
+class TypesetError(RuntimeError):
+    """LaTeX could not typeset the labels (missing programs or a LaTeX error)."""
 
 
 def cell_tex(label: str, index: Sequence[int]) -> str:

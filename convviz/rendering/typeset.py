@@ -25,6 +25,7 @@ from manim import VGroup, VMobject
 
 from convviz.rendering.latex import (
     PER_LINE,
+    TypesetError,
     cell_tex,
     join_snippets,
     prepare_snippets,
@@ -46,10 +47,6 @@ K = TypeVar("K", bound=Hashable)
 
 #: Typesetting engines: LaTeX (MathTex) or Typst (no TeX installation needed).
 BACKENDS = ("latex", "typst")
-
-
-class TypesetError(RuntimeError):
-    """LaTeX could not typeset the labels (missing programs or a LaTeX error)."""
 
 
 def typeset(

@@ -162,3 +162,24 @@ def test_no_fork_once_manim_is_imported(tmp_path: Path, monkeypatch: pytest.Monk
     job = start_plan(ConvSpec(input_size=(4, 4)), "forward", 3)
     assert not job.forked
     assert len(job.result().steps) == 3
+
+
+def test_render_command_reaches_the_prefetch_before_manim() -> None:
+    """What ``convviz render`` imports before calling ``render`` leaves manim unloaded."""
+    script = textwrap.dedent(
+        """
+        import sys
+        import convviz.cli.render_commands
+        from convviz.rendering.api import default_output, render
+        from convviz.rendering.latex import TypesetError
+        from convviz.rendering.layout import LayoutError
+        from convviz.rendering.output import RenderError
+        from convviz.rendering.plan_cache import start_plan
+        from convviz.rendering.theme import theme_for
+        print("manim" in sys.modules, "sympy" in sys.modules)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]

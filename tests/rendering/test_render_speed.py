@@ -129,7 +129,7 @@ def test_restyle_fast_path_equals_set_fill_and_set_stroke():
     rng = np.random.default_rng(1)
     for _ in range(100):
         fast, reference = Square(), Square()
-        colours = ["#%06X" % rng.integers(0, 2**24) for _ in range(4)]
+        colours = [f"#{int(rng.integers(0, 2**24)):06X}" for _ in range(4)]
         before = (colours[0], float(rng.random()), colours[1], float(rng.random() * 4))
         after = (colours[2], float(rng.random()), colours[3], float(rng.random() * 4))
         for square in (fast, reference):
