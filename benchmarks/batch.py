@@ -12,7 +12,9 @@ in all) into a temporary directory and, in the same run, times
 2. ``convviz batch -j N --force`` (N worker processes),
 3. ``convviz batch`` again, when every output is up to date (no worker starts),
 4. for reference, the clips rendered one after the other in one process, with its wall
-   and CPU time: how many cores a single clip keeps busy, which bounds the speed-up.
+   and CPU time: how many cores a single clip keeps busy, which bounds the speed-up,
+5. and how much faster N copies of a pure-CPU loop finish together than in turn: the
+   machine's own ceiling for any parallel speed-up.
 
 Each is the wall time of the whole ``convviz`` process, start-up included. A warm-up run
 first fills the shared cache of typeset labels, so neither timed run pays for LaTeX that
@@ -97,6 +99,27 @@ def cores_per_clip(path: Path) -> tuple[float, float]:
     return wall, cpu
 
 
+_SPIN = "x = 0\nfor i in range(12_000_000):\n    x += i\n"
+
+
+def machine_parallelism(jobs: int) -> float:
+    """How much faster ``jobs`` copies of a pure-CPU loop finish together than in turn.
+
+    The ceiling of any speed-up on this machine: virtual cores that share a physical
+    one, or a CPU quota, give less than ``jobs`` times the work when all are busy.
+    """
+    def run(copies: int) -> float:
+        start = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", _SPIN]) for _ in range(copies)]
+        for proc in procs:
+            proc.wait()
+        return time.perf_counter() - start
+
+    alone = min(run(1) for _ in range(3))
+    together = min(run(jobs) for _ in range(3))
+    return jobs * alone / together
+
+
 def timed(*args: str) -> float:
     start = time.perf_counter()
     done = subprocess.run([str(CONVVIZ), "batch", *args], capture_output=True, text=True)
@@ -127,6 +150,7 @@ def main() -> None:
         sequential, parallel = min(sequentials), min(parallels)
         up_to_date = timed(str(path))
         one_wall, one_cpu = cores_per_clip(path)
+    ceiling = machine_parallelism(args.jobs)
     print("sequential runs: " + ", ".join(f"{t:.2f} s" for t in sequentials))
     print("parallel runs:   " + ", ".join(f"{t:.2f} s" for t in parallels))
     speedup = sequential / parallel
@@ -147,6 +171,10 @@ def main() -> None:
         f"so a clip keeps {cores:.2f} cores busy (drawing and encoding overlap); two workers "
         f"on {os.cpu_count()} cores can then be at most {2 / cores:.2f}x faster, before "
         "start-up"
+    )
+    print(
+        f"this machine runs {args.jobs} copies of a pure-CPU loop {ceiling:.2f}x faster "
+        "together than one after the other (the ceiling for any parallel speed-up here)"
     )
     print(f"load average after: {os.getloadavg()}")
 
