@@ -5,8 +5,9 @@ the colours of the existing squares and moves the one footprint rectangle, it ne
 adds mobjects, so Cairo's static-layer caching keeps working and steps stay cheap.
 
 Cells are addressed by 1-based display indices ``(row, col)``. Padding cells, drawn
-dashed around the real ones and reading ``0``, have indices from ``1 - padding`` to
-``rows + padding``. A scalar (``()``) or a 1-D index ``(i,)`` is accepted for a grid with a
+dashed around the real ones and reading ``0``, have row indices from ``1 - ph`` to
+``rows + ph`` and column indices from ``1 - pw`` to ``cols + pw`` for padding
+``(ph, pw)``. A scalar (``()``) or a 1-D index ``(i,)`` is accepted for a grid with a
 single row or column.
 """
 
@@ -42,7 +43,8 @@ class CellGrid(VGroup):
     cell_size
         Side of one square, in scene units.
     padding
-        Width of the dashed zero-padding ring, in cells.
+        Width of the dashed zero-padding ring, in cells: one number for every side, or
+        ``(rows, cols)``: ``rows`` above and below, ``cols`` left and right.
     theme
         Colours.
     title
@@ -80,7 +82,7 @@ class CellGrid(VGroup):
         cols: int,
         *,
         cell_size: float,
-        padding: int = 0,
+        padding: int | tuple[int, int] = 0,
         theme: Theme = DARK,
         title: VMobject | None = None,
         labels: Mapping[tuple[int, int], VMobject] | None = None,
@@ -92,11 +94,14 @@ class CellGrid(VGroup):
         super().__init__()
         if rows < 1 or cols < 1:
             raise ValueError(f"a grid needs at least one cell, got {rows}x{cols}")
-        if padding < 0:
+        ph, pw = (padding, padding) if isinstance(padding, int) else padding
+        if ph < 0 or pw < 0:
             raise ValueError(f"padding must be >= 0, got {padding}")
         if cell_size <= 0:
             raise ValueError(f"cell_size must be positive, got {cell_size}")
-        self.rows, self.cols, self.padding = rows, cols, padding
+        self.rows, self.cols = rows, cols
+        #: Padding cells above/below and left/right of the real ones.
+        self.padding: tuple[int, int] = (ph, pw)
         self.cell_size = cell_size
         self.theme = theme
         self.min_label_height = min_label_height
@@ -105,13 +110,12 @@ class CellGrid(VGroup):
         self._outlines: dict[tuple[int, int], VMobject] = {}
         self.squares = VGroup()
         self.pad_outlines = VGroup()
-        p = padding
         # Copies of one square (and one dashed outline): building a manim Square costs
         # ten times as much as copying one, and a dashed outline a hundred times.
         square_proto: VMobject = Square(side_length=cell_size)
         outline_proto: VMobject | None = None
-        for r in range(1 - p, rows + p + 1):
-            for c in range(1 - p, cols + p + 1):
+        for r in range(1 - ph, rows + ph + 1):
+            for c in range(1 - pw, cols + pw + 1):
                 square = square_proto.copy().move_to(self._center_of(r, c))
                 self._squares[(r, c)] = square
                 self.squares.add(square)
@@ -140,7 +144,7 @@ class CellGrid(VGroup):
                     self.labels.add(label)
                     self.label_of[key] = label
         self.pad_labels = VGroup()
-        if pad_label is not None and p:
+        if pad_label is not None and (ph or pw):
             # A lone digit would be scaled up to fill the cell; keep it digit-sized.
             pad_label.scale_to_fit_height(_PAD_LABEL_HEIGHT * cell_size)
             if pad_label.height >= min_label_height:

@@ -14,6 +14,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 __all__ = [
     "FRAME",
@@ -102,27 +103,38 @@ class Box:
 
 @dataclass(frozen=True)
 class SliceShape:
-    """One 2-D slice: ``rows`` x ``cols`` real cells plus a ring of ``padding`` cells."""
+    """One 2-D slice: ``rows`` x ``cols`` real cells plus a ring of padding cells.
+
+    ``padding`` is one width for every side, or ``(rows, cols)``: ``rows`` cells above and
+    below, ``cols`` cells left and right (it is stored as the pair).
+    """
 
     rows: int
     cols: int
-    padding: int = 0
+    padding: int | tuple[int, int] = 0
 
     def __post_init__(self) -> None:
         if self.rows < 1 or self.cols < 1:
             raise ValueError(f"a slice needs at least one cell, got {self.rows}x{self.cols}")
-        if self.padding < 0:
+        pair = (self.padding, self.padding) if isinstance(self.padding, int) else self.padding
+        if len(pair) != 2 or min(pair) < 0:
             raise ValueError(f"padding must be >= 0, got {self.padding}")
+        object.__setattr__(self, "padding", (int(pair[0]), int(pair[1])))
+
+    @property
+    def pad(self) -> tuple[int, int]:
+        """Padding cells above/below and left/right."""
+        return cast(tuple[int, int], self.padding)
 
     @property
     def padded_rows(self) -> int:
         """Rows drawn, padding included."""
-        return self.rows + 2 * self.padding
+        return self.rows + 2 * self.pad[0]
 
     @property
     def padded_cols(self) -> int:
         """Columns drawn, padding included."""
-        return self.cols + 2 * self.padding
+        return self.cols + 2 * self.pad[1]
 
 
 @dataclass(frozen=True)

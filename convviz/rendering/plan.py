@@ -48,7 +48,8 @@ class GridPlan:
     lead
         Leading display index shared by the slice's cells (``()``, ``(c,)``, ``(f, c)``).
     rows, cols, padding
-        Real cells and the width of the dashed zero ring.
+        Real cells, and the width of the dashed zero ring as ``(rows, cols)``: padding
+        rows above and below, padding columns left and right.
     title
         LaTeX above the slice.
     labels
@@ -60,7 +61,7 @@ class GridPlan:
     lead: Index
     rows: int
     cols: int
-    padding: int
+    padding: tuple[int, int]
     title: str
     labels: Mapping[GridKey, str]
     zeros: frozenset[GridKey] = frozenset()
@@ -175,7 +176,7 @@ def _array_plan(
     label: str,
     shape: Index,
     *,
-    padding: int = 0,
+    padding: tuple[int, int] = (0, 0),
     kernel_axis: str = "",
 ) -> ArrayPlan:
     leads, rows, cols = _slices(shape)
@@ -235,7 +236,7 @@ def _spread_grad_output(derivation: Derivation, label: str) -> ArrayPlan:
             if (r, c) not in labels
         )
         title = _slice_title(label, "grad_output", lead, shape)
-        grids.append(GridPlan(lead, rows, cols, 0, title, labels, zeros))
+        grids.append(GridPlan(lead, rows, cols, (0, 0), title, labels, zeros))
     return ArrayPlan("grad_output", label, tuple(grids), positions)
 
 
@@ -255,7 +256,7 @@ def _rotated_kernel(base: ArrayPlan, derivation: Derivation) -> ArrayPlan:
             if m == n
         }
         title = grid.title.replace(base.label, rf"\operatorname{{rot180}}({base.label})", 1)
-        grids.append(GridPlan(grid.lead, grid.rows, grid.cols, 0, title, labels))
+        grids.append(GridPlan(grid.lead, grid.rows, grid.cols, (0, 0), title, labels))
     return ArrayPlan("kernel", base.label, tuple(grids), positions)
 
 
@@ -344,9 +345,7 @@ def plan_scene(
     axis = _kernel_axis(derivation)
     plans: dict[str, ArrayPlan] = {}
     for role, info in hmap.arrays.items():
-        padding = 0
-        if role == "input":
-            padding = max(derivation.spec.padding)
+        padding = derivation.spec.padding if role == "input" else (0, 0)
         kernel_axis = axis if role in ("kernel", "grad_kernel") else ""
         plans[role] = _array_plan(
             role, info.label, info.shape, padding=padding, kernel_axis=kernel_axis

@@ -250,7 +250,7 @@ class ConvolutionScene(OneSegmentScene):
                     theme=self.theme,
                     title=mob(("title", array.role, n)) if slice_titles or not many else None,
                     labels=labels,
-                    pad_label=zero if grid_plan.padding else None,
+                    pad_label=zero if any(grid_plan.padding) else None,
                     title_height=min(0.45, 0.8 * (multi_gap - 0.04)) if many else 0.5,
                     title_buff=0.04 if many else 0.12,
                 )

@@ -37,6 +37,24 @@ def test_padding_ring_is_addressable_and_dashed():
         grid.square((-1, 1))
 
 
+def test_padding_ring_per_axis():
+    """Padding (1, 0): padding rows above and below, no padding columns."""
+    grid = CellGrid(2, 3, cell_size=0.5, padding=(1, 0))
+    assert grid.padding == (1, 0)
+    assert len(grid.squares) == 4 * 3
+    assert len(grid.pad_outlines) == 2 * 3
+    assert not grid.is_real((0, 1)) and not grid.is_real((3, 3))
+    for missing in ((1, 0), (1, 4), (0, 0)):
+        with pytest.raises(KeyError):
+            grid.square(missing)
+    wide = CellGrid(2, 3, cell_size=0.5, padding=(0, 2))
+    assert len(wide.squares) == 2 * 7 and wide.cell_box((1, -1)).right == pytest.approx(
+        wide.cell_box((1, 0)).left
+    )
+    with pytest.raises(ValueError, match="padding"):
+        CellGrid(2, 2, cell_size=0.5, padding=(1, -1))
+
+
 def test_restyle_changes_existing_squares_only():
     grid = CellGrid(3, 3, cell_size=0.5)
     before = list(grid.family_members_with_points())

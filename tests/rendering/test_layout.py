@@ -114,6 +114,15 @@ def test_slice_validation():
         SliceShape(0, 3)
     with pytest.raises(ValueError):
         SliceShape(3, 3, -1)
+    with pytest.raises(ValueError):
+        SliceShape(3, 3, (0, -2))
+
+
+def test_padding_per_axis():
+    assert SliceShape(4, 6, 1).padding == (1, 1)
+    shape = SliceShape(4, 6, (1, 0))
+    assert (shape.padded_rows, shape.padded_cols) == (6, 6)
+    assert (SliceShape(4, 6, (0, 2)).padded_rows, SliceShape(4, 6, (0, 2)).padded_cols) == (4, 10)
 
 
 def test_box_geometry():

@@ -64,11 +64,11 @@ def roles_of(spec: ConvSpec, op: str) -> tuple[str, ...]:
 
 
 def grid_keys(grid: Any) -> list[tuple[int, int]]:
-    p = grid.padding
+    ph, pw = grid.padding
     return [
         (r, c)
-        for r in range(1 - p, grid.rows + p + 1)
-        for c in range(1 - p, grid.cols + p + 1)
+        for r in range(1 - ph, grid.rows + ph + 1)
+        for c in range(1 - pw, grid.cols + pw + 1)
     ]
 
 
@@ -151,7 +151,8 @@ def test_grids_have_the_shapes_of_the_arrays(build_scene, op, spec):
             slices *= n
         assert len(grids) == slices, role
         rows, cols = (1, 1) if not shape else (shape[0], 1) if len(shape) == 1 else shape[-2:]
-        padding = max(spec.padding) if role == "input" else 0
+        # The input's ring is as wide as the layer's padding along each axis.
+        padding = spec.padding if role == "input" else (0, 0)
         if op == "da-full" and role == "grad_output":
             rows, cols = spread_grid_size(spec)
         for grid in grids:
