@@ -21,21 +21,14 @@ from convviz.rendering.output import (
     write_chapters,
 )
 from convviz.rendering.plan import CLIP_OPS
-from convviz.rendering.plan_cache import cached_plan, start_plan
+from convviz.rendering.plan_cache import start_plan
 from convviz.rendering.theme import DARK, Theme
 from convviz.spec import ConvSpec
 
 if TYPE_CHECKING:  # manim is imported by render_clip, once the plan is under way
     from convviz.rendering.scenes import ConvolutionScene
 
-__all__ = [
-    "RenderResult",
-    "cached_plan",
-    "default_output",
-    "render",
-    "render_clip",
-    "timeline_document",
-]
+__all__ = ["RenderResult", "default_output", "render", "render_clip", "timeline_document"]
 
 #: Formats that can carry an alpha channel.
 TRANSPARENT_FORMATS = ("webm", "mov", "png")
@@ -176,7 +169,7 @@ def render_clip(
         quality=quality,
         fmt=chosen,
         overrides=overrides,
-        tex_cache=Path(tex_cache) if tex_cache is not None else None,
+        tex_cache=tex_dir,
         inline_encoding=inline_encoding,
     )
     q = QUALITIES[quality]

@@ -53,9 +53,6 @@ class ClipText:
     slice_titles: bool
     title_gap: float
 
-    def __getitem__(self, key: tuple[Any, ...]) -> str:
-        return self.strings[self.slots[key]]
-
 
 def clip_text(plan: ScenePlan, layout: Layout) -> ClipText:
     """Titles, cell labels, operators, equations, caption and identity of a clip.

@@ -87,10 +87,6 @@ def _derive_and_store(spec: ConvSpec, op: str, max_steps: int | None, path: Path
     return plan
 
 
-def cached_plan(spec: ConvSpec, op: str, max_steps: int | None) -> ScenePlan:
-    """The plan of a clip: from the plan cache, or derived here (and then cached)."""
-    path = plan_path(spec, op, max_steps)
-    return _load(path) or _derive_and_store(spec, op, max_steps, path)
 
 
 @dataclasses.dataclass
@@ -117,6 +113,11 @@ class PlanJob:
         return _load(self.path) or _derive_and_store(
             self.spec, self.op, self.max_steps, self.path
         )
+
+
+def cached_plan(spec: ConvSpec, op: str, max_steps: int | None) -> ScenePlan:
+    """The plan of a clip: from the plan cache, or derived here (and then cached)."""
+    return PlanJob(spec, op, max_steps, plan_path(spec, op, max_steps)).result()
 
 
 def _can_fork() -> bool:

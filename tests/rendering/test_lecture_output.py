@@ -368,7 +368,7 @@ def test_forward_identity_is_shown_only_when_the_numbers_agree() -> None:
 
 def test_plan_cache_reuses_and_invalidates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import convviz.derivation
-    from convviz.rendering import api
+    from convviz.rendering import plan_cache as api
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     spec = ConvSpec(input_size=(5, 5), stride=2)
