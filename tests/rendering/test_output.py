@@ -189,10 +189,13 @@ def test_inline_encoding_writes_the_same_video(tmp_path, monkeypatch):
         return encoder
 
     monkeypatch.setattr(sfw.SceneFileWriter, "_create_segment_encoder", spy)
-    queued = render_scene(Moving, tmp_path / "queued.mp4", quality="l")
+    # As batch workers render: one x264 thread (whose output does not depend on timing).
+    single = {"video_encoder_options": {"threads": "1"}}
+    queued = render_scene(Moving, tmp_path / "queued.mp4", quality="l", overrides=single)
     assert threads_seen and "MainThread" not in threads_seen
     threads_seen.clear()
-    inline = render_scene(Moving, tmp_path / "inline.mp4", quality="l", inline_encoding=True)
+    inline = render_scene(Moving, tmp_path / "inline.mp4", quality="l", overrides=single,
+                          inline_encoding=True)
     assert threads_seen == {"MainThread"}
     a, b = _decoded(queued), _decoded(inline)
     assert len(a) == len(b) == 15 + 6  # 0.6 + 0.4 + 0.4 s at 15 fps
