@@ -4,7 +4,13 @@
 which is what every render and ``convviz highlights`` pays for.
 
 Every measurement runs in a fresh Python subprocess, so SymPy's caches start cold and
-memory is isolated; import time (sympy, numpy, convviz) is excluded from all timings.
+memory is isolated. convviz (and with it SymPy and NumPy) is imported *before* the clock
+starts, so these are in-process (warm-import) figures; the ``cli`` table times whole
+``convviz`` command runs (cold: interpreter start-up and imports included).
+
+Layer types other than conv2d are measured in the ``layers`` table: derive plus every op's
+highlight map, against the same derivation with ``sympy.diff`` on every sharing pair
+(``engine="sympy"``), measured in the same run.
 
 Columns
 -------
@@ -28,6 +34,7 @@ Usage::
 
     .venv/bin/python benchmarks/derive.py            # full table (a few minutes)
     .venv/bin/python benchmarks/derive.py --quick    # small cases only
+    .venv/bin/python benchmarks/derive.py --layers   # the layers and cli tables only
 """
 
 from __future__ import annotations
@@ -97,24 +104,42 @@ def _rss_peak_mb() -> float:
 
 
 def _whole_derivation(spec: Any, engine: str) -> None:
-    from convviz.derivation import OPS, derive
+    from convviz.derivation import derive
     from convviz.reflection import highlight_map
 
     derivation = derive(spec, engine=engine)  # type: ignore[arg-type]
-    for op in OPS:
-        highlight_map(derivation, op)
+    for op in derivation.layer.ops:
+        if not op.map_op and (not op.needs or getattr(spec, op.needs)):
+            highlight_map(derivation, op.name)
+
+
+#: (name, type, options as in lecture files, target seconds for derive + all maps)
+LAYER_CASES: list[tuple[str, str, dict[str, Any], float]] = [
+    ("dense 784->64", "dense", {"input": "784", "outputs": "64"}, 2.0),
+    ("maxpool2d 2x2 on 16x64x64", "maxpool2d", {"input": "16x64x64", "kernel": "2"}, 1.0),
+    (
+        "conv-transpose2d 14x14->28x28 k4 s2 p1",
+        "conv-transpose2d",
+        {"input": "14x14", "kernel": "4", "stride": "2", "padding": "1"},
+        1.0,
+    ),
+]
+
+
+def _layer_spec(job: dict[str, Any]) -> Any:
+    from convviz.layers import layer_type
+
+    return layer_type(job["type"]).build(job["options"])
 
 
 def _allpairs(spec: Any, sample: int) -> dict[str, Any]:
     """The seed's chain rule; with ``sample`` > 0 only that many variables per group."""
-    from convviz.conv import correlate
-    from convviz.symbolic import LayerSymbols
+    from convviz.derivation import derive
 
-    symbols = LayerSymbols.for_spec(spec)
-    a, w, b = symbols.input_cells(), symbols.kernel_cells(), symbols.bias_cells()
     started = time.perf_counter()
-    z = correlate(a, w, stride=spec.stride, padding=spec.padding, dilation=spec.dilation, bias=b)
-    dz = symbols.grad_output_cells()
+    symbolic = derive(spec, only=())  # the forward pass on symbols, no gradients
+    a, w, b = symbolic.input, symbolic.kernel, symbolic.bias
+    z, dz = symbolic.output, symbolic.grad_output
     zs, dzs = list(z.flat), list(dz.flat)
     forward = time.perf_counter() - started
     groups = {}
@@ -143,9 +168,16 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     import gc
     import tracemalloc
 
+    import convviz.derivation
+    import convviz.reflection  # noqa: F401  (imported before the clock starts)
     from convviz.spec import ConvSpec
 
-    spec = ConvSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in job["spec"].items()})
+    if "type" in job:
+        spec = _layer_spec(job)
+    else:
+        spec = ConvSpec(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in job["spec"].items()}
+        )
     mode = job["mode"]
     gc.collect()
     if mode == "traced":
@@ -243,9 +275,14 @@ def main() -> int:
         "--budget", type=float, default=90.0, help="seconds allowed for one baseline run"
     )
     parser.add_argument("--sample", type=int, default=5, help="variables timed per group")
+    parser.add_argument("--layers", action="store_true", help="only the layers and cli tables")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+    if args.layers:
+        layers_table(args.budget)
+        cli_table()
         return 0
 
     import sympy
@@ -255,7 +292,7 @@ def main() -> int:
         f"convviz derivation benchmark: Python {platform.python_version()}, "
         f"SymPy {sympy.__version__}, {os.cpu_count()} CPUs, {platform.machine()}"
     )
-    print("each measurement in a fresh process; import time excluded\n")
+    print("each measurement in a fresh process; imports done before the clock starts (warm)\n")
 
     rows = []
     allpairs_rate: float | None = None  # seconds per unit of _pairs_work
@@ -384,7 +421,67 @@ def main() -> int:
             f"  64x64/5x5 time   < {TARGET_64_SECONDS:.0f} s   : {rows_64:.3f} s  "
             f"{'PASS' if rows_64 < TARGET_64_SECONDS else 'FAIL'}"
         )
+    if not args.quick:
+        layers_table(args.budget)
+        cli_table()
     return 0
+
+
+def layers_table(budget: float) -> None:
+    """derive + every highlight map for the other layer types, vs sympy.diff per pair."""
+    print("\nlayers: derive + all highlight maps, in process (imports excluded)")
+    header = ["case", "mults", "convviz s", "RSS MB", "sympy.diff per pair s", "speedup",
+              "target"]
+    rows = []
+    for name, type_name, options, target in LAYER_CASES:
+        print(f"  measuring {name} ...", file=sys.stderr, flush=True)
+        job = {"type": type_name, "options": options}
+        timed = [run_job({**job, "mode": "sparse"}, 600) for _ in range(3)]
+        best = min(r["seconds"] for r in timed if r)
+        rss = max(r["rss_mb"] for r in timed if r)
+        slow = run_job({**job, "mode": "sympy"}, budget * 4)
+        slow_text = _fmt_seconds(slow["seconds"]) if slow else f"> {budget * 4:.0f} (stopped)"
+        speedup = f"{slow['seconds'] / best:,.1f}x" if slow else "-"
+        verdict = "PASS" if best <= target else "FAIL"
+        products = _layer_spec(job).products
+        rows.append([name, f"{products:,}", f"{_fmt_seconds(best)} (best of 3)", f"{rss:.0f}",
+                     slow_text, speedup, f"<= {target:g} s {verdict}"])
+    _print_table(header, rows)
+
+
+def cli_table() -> None:
+    """Whole CLI runs (cold): highlights of each op at 28x28/5x5 vs a 6x6 run."""
+    exe = Path(sys.executable).with_name("convviz")
+    print("\ncli: whole `convviz highlights OP --json` runs (cold: start-up included)")
+
+    def once(*args: str) -> float:
+        started = time.perf_counter()
+        subprocess.run([str(exe), *args], check=True, capture_output=True, cwd=ROOT)
+        return time.perf_counter() - started
+
+    small = min(once("highlights", "forward", "--input", "6x6", "--json") for _ in range(3))
+    rows = []
+    total = 0.0
+    for op in ("forward", "dw", "da", "db"):
+        seconds = min(
+            once("highlights", op, "--input", "28x28", "--kernel", "5x5", "--json")
+            for _ in range(2)
+        )
+        total += seconds - small
+        rows.append([f"highlights {op} 28x28/5x5", _fmt_seconds(seconds),
+                     _fmt_seconds(seconds - small)])
+    rows.append(["highlights forward 6x6/3x3 (start-up)", _fmt_seconds(small), "-"])
+    _print_table(["run", "wall s", "beyond a 6x6 run s"], rows)
+    verdict = "PASS" if total <= 2.0 else "FAIL"
+    print(f"four 28x28/5x5 runs beyond start-up: {total:.2f} s (target <= 2 s) {verdict}")
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
 if __name__ == "__main__":

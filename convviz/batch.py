@@ -55,7 +55,7 @@ from convviz.config import (
     check_setting,
     read_toml,
 )
-from convviz.spec import ConvSpec, SpecError, parse_pair, parse_shape
+from convviz.spec import SpecError
 
 __all__ = [
     "CLIP_OPS",
@@ -79,25 +79,24 @@ CLIP_OPS: tuple[str, ...] = ("forward", "dw", "da", "db", "da-full")
 #: Suffix of the file beside each output that holds the hash it was rendered from.
 HASH_SUFFIX = ".convviz-hash"
 
-#: Layer options, as in ``convviz render`` (``bias`` is the negation of ``--no-bias``).
-LAYER_DEFAULTS: Mapping[str, str | bool] = {
-    "input": "6x6",
-    "kernel": "3x3",
-    "stride": "1",
-    "padding": "0",
-    "dilation": "1",
-    "filters": "1",
-    "bias": True,
-    "layer": "2",
-}
+def _layer_keys() -> tuple[str, ...]:
+    """``type`` and every layer option key of every layer type, as lecture files take them."""
+    from convviz.layers import types
+
+    keys = ["type"]
+    for declared in types().values():
+        keys.extend(o.key for o in declared.options if o.key not in keys)
+    return tuple(keys)
+
+
+#: Layer options, as in ``convviz render``: ``type`` plus the keys the types declare
+#: (``bias = false`` is ``--no-bias``, ``output_padding`` is ``--output-padding``).
+LAYER_KEYS: tuple[str, ...] = _layer_keys()
 
 _CLIP_SETTINGS = ("formats", "quality", "theme", "palette", "step_time", "max_steps", "fps")
-_DEFAULTS_KEYS = (*SETTING_KEYS, "max_steps", *LAYER_DEFAULTS)
-_CLIP_KEYS = ("name", "op", *LAYER_DEFAULTS, *_CLIP_SETTINGS)
+_DEFAULTS_KEYS = (*SETTING_KEYS, "max_steps", *LAYER_KEYS)
+_CLIP_KEYS = ("name", "op", *LAYER_KEYS, *_CLIP_SETTINGS)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-
-#: Spec field names as the lecture file spells them.
-_FIELD_KEYS = {"input_size": "input", "channels": "input", "kernel_size": "kernel"}
 
 
 class LectureError(ValueError):
@@ -105,62 +104,54 @@ class LectureError(ValueError):
 
 
 # ----------------------------------------------------------------------------- parsing
-def _layer_value(key: str, value: Any) -> Any:
-    """Check and parse one layer option on its own (combinations are checked later)."""
-    if key == "bias":
-        if not isinstance(value, bool):
-            raise SettingError(key, f"must be true or false, got {value!r}")
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    elif not isinstance(value, str):
-        raise SettingError(key, f"must be a string like \"2x1\" or an integer, got {value!r}")
-    try:
-        if key == "input":
-            return parse_shape("input_size", value, allowed=(2, 3))
-        if key == "kernel":
-            return parse_shape("kernel_size", value, allowed=(2,))
-        if key in ("stride", "dilation"):
-            return parse_pair(key, value, minimum=1)
-        if key == "padding":
-            return parse_pair(key, value, minimum=0)
-        return _count(key, value)
-    except SpecError as err:
-        raise SettingError(key, err.rule) from None
+def _check_layer_value(key: str, value: Any) -> None:
+    """Check one layer option on its own, by the first type that takes it."""
+    from convviz.layers import layer_type, types
+
+    if key == "type":
+        if not isinstance(value, str):
+            raise SpecError("type", f"must be a layer type name, got {value!r}")
+        try:
+            layer_type(value)
+        except ValueError as err:
+            raise SpecError("type", str(err)) from None
+        return
+    for declared in types().values():
+        for option in declared.options:
+            if option.key == key:
+                option.parse(value)
+                return
 
 
-def spec_from_fields(fields: Mapping[str, Any]) -> ConvSpec:
-    """Build a layer from lecture-file values (``input = "6x6"``, ``stride = 2``, ...).
+def spec_from_fields(fields: Mapping[str, Any], *, defaults: Mapping[str, Any] | None = None
+                     ) -> Any:
+    """Build a layer from lecture-file values (``type = "maxpool2d"``, ``stride = 2``, ...).
 
-    Missing options take the command line's defaults. The rules and their messages are
-    those of the command-line layer options.
+    ``type`` defaults to ``conv2d``. Missing options take the command line's defaults;
+    ``defaults`` (from ``[defaults]``) apply where the type takes them. The rules and
+    their messages are those of the command-line layer options.
 
     Raises
     ------
     SettingError
         Naming the lecture-file key (``input``, ``stride``, ...) and the rule.
     """
-    v = {key: _layer_value(key, value) for key, value in {**LAYER_DEFAULTS, **fields}.items()}
+    from convviz.layers import DEFAULT_TYPE, layer_type
+
+    merged = {**(defaults or {}), **fields}
+    name = merged.pop("type", DEFAULT_TYPE)
     try:
-        return ConvSpec(
-            input_size=(v["input"][-2], v["input"][-1]),
-            kernel_size=(v["kernel"][0], v["kernel"][1]),
-            stride=v["stride"],
-            padding=v["padding"],
-            dilation=v["dilation"],
-            channels=v["input"][0] if len(v["input"]) == 3 else 1,
-            filters=v["filters"],
-            bias=v["bias"],
-            layer=v["layer"],
-        )
+        declared = layer_type(name) if isinstance(name, str) else None
+    except ValueError as err:
+        raise SettingError("type", str(err)) from None
+    if declared is None:
+        raise SettingError("type", f"must be a layer type name, got {name!r}")
+    takes = {o.key for o in declared.options}
+    values = {k: v for k, v in merged.items() if k in takes or k in fields}
+    try:
+        return declared.build(values)
     except SpecError as err:
-        raise SettingError(_FIELD_KEYS.get(err.field_name, err.field_name), err.rule) from None
-
-
-def _count(name: str, text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise SpecError(name, f"must be a positive integer, got {text!r}")
-    return int(text)
+        raise SettingError(err.field_name, err.rule) from None
 
 
 @dataclass(frozen=True)
@@ -169,7 +160,7 @@ class Job:
 
     name: str
     op: str
-    spec: ConvSpec
+    spec: Any
     fmt: str
     quality: str
     theme: str
@@ -216,6 +207,7 @@ class Job:
         """Everything that decides the output's content."""
         return {
             "op": self.op,
+            "type": self.spec.TYPE,
             "spec": asdict(self.spec),
             "format": self.fmt,
             "quality": self.quality,
@@ -291,7 +283,7 @@ def load_lecture(
     settings["max_steps"] = None
     settings.update((project or ProjectDefaults()).settings())
     for key, value in defaults.items():
-        if key in LAYER_DEFAULTS:
+        if key in LAYER_KEYS:
             continue
         try:
             settings[key] = check_setting(key, value)
@@ -299,11 +291,11 @@ def load_lecture(
             raise LectureError(f"{where}: {key}: {err.rule}") from None
     if "output_dir" in defaults:
         settings["output_dir"] = (path.parent / settings["output_dir"]).resolve()
-    layer_defaults = {k: v for k, v in defaults.items() if k in LAYER_DEFAULTS}
+    layer_defaults = {k: v for k, v in defaults.items() if k in LAYER_KEYS}
     for key, value in layer_defaults.items():
         try:
-            _layer_value(key, value)
-        except SettingError as err:
+            _check_layer_value(key, value)
+        except SpecError as err:
             raise LectureError(f"{where}: {key}: {err.rule}") from None
 
     fixed = dict(overrides or {})
@@ -329,10 +321,6 @@ def load_lecture(
             raise LectureError(f"{where}: name: same as clip {seen[name]}")
         seen[name] = number
         op = entry.get("op")
-        if op is None:
-            raise LectureError(f"{where}: op: required (one of {', '.join(CLIP_OPS)})")
-        if op not in CLIP_OPS:
-            raise LectureError(f"{where}: op: must be one of {', '.join(CLIP_OPS)}, got {op!r}")
         resolved = dict(settings)
         for key in _CLIP_SETTINGS:
             if key in entry:
@@ -341,12 +329,19 @@ def load_lecture(
                 except SettingError as err:
                     raise LectureError(f"{where}: {key}: {err.rule}") from None
         resolved.update(fixed)
-        layer = {**layer_defaults, **{k: v for k, v in entry.items() if k in LAYER_DEFAULTS}}
+        layer = {k: v for k, v in entry.items() if k in LAYER_KEYS}
         try:
-            spec = spec_from_fields(layer)
+            spec = spec_from_fields(layer, defaults=layer_defaults)
         except SettingError as err:
             origin = " (from [defaults])" if err.key not in entry and err.key in defaults else ""
             raise LectureError(f"{where}: {err.key}{origin}: {err.rule}") from None
+        from convviz.layers import layer_type
+
+        ops = layer_type(spec).op_names
+        if op is None:
+            raise LectureError(f"{where}: op: required (one of {', '.join(ops)})")
+        if op not in ops:
+            raise LectureError(f"{where}: op: must be one of {', '.join(ops)}, got {op!r}")
         for fmt in resolved["formats"]:
             jobs.append(
                 Job(
@@ -376,6 +371,14 @@ def _one_line(err: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def _spec_of(payload: Mapping[str, Any]) -> Any:
+    """The spec of a job payload (lists from JSON back to tuples)."""
+    from convviz.layers import layer_type
+
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["spec"].items()}
+    return layer_type(payload.get("type", "conv2d")).spec_class(**fields)
+
+
 def render_job(payload: Mapping[str, Any]) -> dict[str, Any]:
     """Render one job (a :meth:`Job.payload`) and write its hash file; never raises.
 
@@ -385,13 +388,13 @@ def render_job(payload: Mapping[str, Any]) -> dict[str, Any]:
     """
     start = time.perf_counter()
     try:
-        from convviz.config import load_theme
         from convviz.rendering.api import render
         from convviz.rendering.output import atomic_write_text
+        from convviz.rendering.theme import load_theme
 
         output = Path(payload["output"])
         render(
-            ConvSpec(**payload["spec"]),
+            _spec_of(payload),
             payload["op"],
             quality=payload["quality"],
             output=output,
@@ -568,7 +571,9 @@ def run_batch(
 def estimated_cost(job: Job) -> float:
     """Rough render cost of a job: its steps, each costing more as the picture grows."""
     spec = job.spec
-    steps = {
+    if spec.TYPE != "conv2d":
+        return float(spec.products) if job.max_steps is None else float(job.max_steps)
+    steps: int = {
         "forward": spec.filters * spec.output_size[0] * spec.output_size[1],
         "dw": spec.filters * spec.channels * spec.kernel_size[0] * spec.kernel_size[1],
         "da": spec.channels * spec.input_size[0] * spec.input_size[1],

@@ -21,23 +21,21 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from convviz.rendering.output import FORMATS, QUALITIES
-
-if TYPE_CHECKING:
-    from convviz.rendering.theme import Theme
+from typing import Any
 
 __all__ = [
     "BUILTIN",
+    "FORMATS",
+    "PALETTES",
+    "QUALITIES",
     "SETTING_KEYS",
+    "THEMES",
     "ConfigError",
     "ProjectDefaults",
     "SettingError",
     "check_setting",
     "find_defaults",
     "load_defaults",
-    "load_theme",
     "palette_names",
     "read_toml",
     "theme_names",
@@ -53,6 +51,17 @@ SETTING_KEYS: tuple[str, ...] = (
     "step_time",
     "fps",
 )
+
+#: manim's quality letters: l 480p15, m 720p30, h 1080p60, k 2160p60 (the renderer's
+#: :data:`convviz.rendering.output.QUALITIES` gives their sizes).
+QUALITIES: tuple[str, ...] = ("l", "m", "h", "k")
+
+#: Output formats; ``png`` is the last frame only.
+FORMATS: tuple[str, ...] = ("mp4", "gif", "webm", "mov", "png")
+
+#: Colour themes and highlight palettes (:mod:`convviz.rendering.theme` defines them).
+THEMES: tuple[str, ...] = ("dark", "light")
+PALETTES: tuple[str, ...] = ("article", "colorblind")
 
 #: Settings used when neither a project file nor an option gives one.
 BUILTIN: Mapping[str, Any] = {
@@ -81,32 +90,12 @@ class ConfigError(ValueError):
 
 def theme_names() -> tuple[str, ...]:
     """Names of the colour themes (``dark``, ``light``, ...)."""
-    from convviz.rendering import theme as theme_module
-
-    return tuple(getattr(theme_module, "THEMES", ("dark", "light")))
+    return THEMES
 
 
 def palette_names() -> tuple[str, ...]:
     """Names of the highlight palettes (``article``, ``colorblind``, ...)."""
-    from convviz.rendering import theme as theme_module
-
-    return tuple(getattr(theme_module, "PALETTES", ("article",)))
-
-
-def load_theme(name: str, palette: str = "article") -> Theme:
-    """The theme ``name`` in the highlight colours of ``palette``.
-
-    Raises
-    ------
-    SettingError
-        When this version of convviz has no such theme or palette.
-    """
-    from convviz.rendering.theme import theme_for
-
-    try:
-        return theme_for(name, palette)
-    except ValueError as err:
-        raise SettingError("theme", str(err)) from None
+    return PALETTES
 
 
 def _describe(value: Any) -> str:

@@ -1,133 +1,136 @@
-"""A layer's forward pass and its three gradients, as arrays of SymPy expressions."""
+"""A layer's forward pass and its gradients, as arrays of SymPy expressions.
+
+:func:`derive` works for every layer type: it makes a SymPy cell for every cell of the
+layer's inputs and parameters (named by the type's :class:`~convviz.layers.base.ArrayDecl`),
+runs the type's forward function on them, and derives the gradient of the loss with
+respect to every input and parameter cell by the chain rule, against the opaque upstream
+gradient ``Derivative(L(y, y_hat), z[...])`` (or, for a loss, from the loss itself).
+"""
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import sympy
 from numpy.typing import NDArray
 
 from convviz.arithmetic import CanonicalBuilder
-from convviz.conv import correlate
 from convviz.gradients import Engine, chain_rule
 from convviz.highlights import ArrayInfo
-from convviz.spec import ConvSpec
-from convviz.symbolic import LayerSymbols
+from convviz.layers import layer_type
+from convviz.layers.namespace import Symbolic
+from convviz.symbolic import cell_base, cells, loss_function
 
-__all__ = ["OPS", "Derivation", "derive", "paused_gc"]
+if TYPE_CHECKING:
+    from convviz.layers.base import LayerType
 
-#: Operations and the role of the array each one computes.
-OPS: dict[str, str] = {
-    "forward": "output",
-    "dw": "grad_kernel",
-    "da": "grad_input",
-    "db": "grad_bias",
-}
+__all__ = ["GC_PAUSE_PRODUCTS", "OPS", "Derivation", "derive", "paused_gc"]
 
-#: Roles drawn as operands of each operation, in on-screen order.
-OPERANDS: dict[str, tuple[str, ...]] = {
-    "forward": ("input", "kernel", "bias"),
-    "dw": ("input", "grad_output"),
-    "da": ("grad_output", "kernel"),
-    "db": ("grad_output",),
-}
+#: conv2d's operations and the role each computes (see :mod:`convviz.layers.conv2d`).
+OPS: dict[str, str] = {"forward": "output", "dw": "grad_kernel", "da": "grad_input",
+                       "db": "grad_bias"}
 
 
 @dataclass(frozen=True)
 class Derivation:
-    """Everything derived for one layer (arrays in full shape, see :mod:`convviz.symbolic`).
+    """Everything derived for one layer, every array in full shape.
 
     Attributes
     ----------
-    input, kernel, bias
-        The layer's variables (bias cells are zero when the layer has none).
-    output
-        Expression of every output cell: correlation plus bias.
-    grad_output
-        ``dL/dz`` cells, ``Derivative(L(y, y_hat), z[...])``.
-    grad_kernel, grad_input, grad_bias
-        ``dL/dW``, ``dL/da``, ``dL/db`` from the chain rule.
+    spec
+        The layer.
+    layer
+        Its type's declaration.
+    arrays
+        Every role's array: inputs and parameters (cells), computed arrays (expressions),
+        ``grad_output`` (``Derivative(L, z[...])`` cells) and the gradients.
+    bases
+        The ``IndexedBase`` (or ``Symbol`` for a scalar) behind each role's cells.
+
+    Roles are also attributes: ``derivation.input``, ``derivation.grad_kernel``.
     """
 
-    spec: ConvSpec
-    symbols: LayerSymbols
-    input: NDArray[Any]
-    kernel: NDArray[Any]
-    bias: NDArray[Any]
-    output: NDArray[Any]
-    grad_output: NDArray[Any]
-    grad_kernel: NDArray[Any]
-    grad_input: NDArray[Any]
-    grad_bias: NDArray[Any]
+    spec: Any
+    layer: LayerType
+    arrays: Mapping[str, NDArray[Any]]
+    bases: Mapping[str, sympy.Basic]
+
+    def __getattr__(self, name: str) -> Any:
+        arrays = self.__dict__.get("arrays")
+        if arrays is not None and name in arrays:
+            return arrays[name]
+        raise AttributeError(name)
+
+    def with_arrays(self, **changes: NDArray[Any]) -> Derivation:
+        """A copy with some arrays replaced (tests plant faults this way)."""
+        return Derivation(self.spec, self.layer, {**self.arrays, **changes}, self.bases)
 
     def array(self, role: str) -> NDArray[Any]:
-        """Full-shape array for ``role`` (one of :data:`convviz.highlights.ROLES`)."""
-        return getattr(self, role)  # type: ignore[no-any-return]
+        """Full-shape array for ``role``."""
+        try:
+            return self.arrays[role]
+        except KeyError:
+            raise KeyError(f"{self.layer.name} has no array {role!r}") from None
+
+    def has(self, role: str) -> bool:
+        """Whether ``role`` exists for this spec (a layer without bias has no ``bias``)."""
+        if role not in self.arrays:
+            return False
+        needs = self.layer.array(role).needs
+        return not needs or bool(getattr(self.spec, needs))
 
     def displayed(self, role: str) -> NDArray[Any]:
         """Array for ``role`` in its display shape."""
-        return self.symbols.display(self.array(role), role)
+        return self.array(role).reshape(self.spec.display_shape(role))
 
     def targets(self, op: str) -> NDArray[Any]:
         """Display-shape array of the expressions that ``op`` computes."""
-        return self.displayed(_target_role(op))
+        return self.displayed(self.layer.op(op).target)
+
+    def symbol(self, role: str) -> str:
+        """Name of the SymPy array behind ``role``'s cells (``da^{[1]}`` for gradients)."""
+        if role == "grad_output" and "output" in self.bases and not self.layer.loss:
+            return str(self.bases["output"])
+        if role.startswith("grad_"):
+            return "d" + str(self.layer.array(role.removeprefix("grad_")).symbol(self.spec))
+        return str(self.layer.array(role).symbol(self.spec))
 
     def array_info(self, role: str) -> ArrayInfo:
         """Name, symbol and display shape of ``role``."""
-        return array_info(self.symbols, role)
+        label = self.layer.array(role).label(self.spec)
+        return ArrayInfo(role, label, self.symbol(role), self.spec.display_shape(role))
 
     def arrays_for(self, op: str) -> dict[str, ArrayInfo]:
         """The arrays that take part in ``op``: its operands, then its target."""
-        roles = [r for r in OPERANDS[op] if r != "bias" or self.spec.bias]
-        roles.append(_target_role(op))
+        decl = self.layer.op(op)
+        roles = [r for r in decl.operands if self.has(r)]
+        roles.append(decl.target)
         return {role: self.array_info(role) for role in roles}
 
 
-def _target_role(op: str) -> str:
-    try:
-        return OPS[op]
-    except KeyError:
-        raise ValueError(f"unknown op {op!r}; expected one of {', '.join(OPS)}") from None
-
-
-def array_info(symbols: LayerSymbols, role: str) -> ArrayInfo:
-    """Describe the array playing ``role`` for the layer of ``symbols``."""
-    spec = symbols.spec
-    a, w, b, z = (str(s) for s in (symbols.input, symbols.kernel, symbols.bias, symbols.output))
-    loss = r"\mathcal{L}"
-
-    def grad(name: str) -> str:
-        return rf"\frac{{\partial {loss}}}{{\partial {name}}}"
-
-    table = {
-        "input": (a, a),
-        "kernel": (w, w),
-        "bias": (b, b),
-        "output": (z, z),
-        "grad_output": (grad(z), z),
-        "grad_input": (grad(a), f"d{a}"),
-        "grad_kernel": (grad(w), f"d{w}"),
-        "grad_bias": (grad(b), f"d{b}"),
-    }
-    label, symbol = table[role]
-    return ArrayInfo(role=role, label=label, symbol=symbol, shape=spec.display_shape(role))
-
-
-def derive(spec: ConvSpec, *, engine: Engine = "product-rule") -> Derivation:
-    """Run the forward pass on symbols and derive dL/dW, dL/da and dL/db.
+def derive(
+    spec: Any, *, engine: Engine = "product-rule", only: Collection[str] | None = None
+) -> Derivation:
+    """Run the forward pass on symbols and derive the gradients by the chain rule.
 
     Parameters
     ----------
     spec
-        The layer.
+        The layer (any layer type's spec).
     engine
         How each chain-rule term is differentiated (see :mod:`convviz.gradients`).
+    only
+        Roles wanted (``"output"``, ``"grad_input"`` ...): gradients not listed are not
+        derived (their arrays are absent), so a command computes only what it shows.
+        ``None``: everything.
     """
     with paused_gc(spec.products >= GC_PAUSE_PRODUCTS):
-        return _derive(spec, engine)
+        return _derive(spec, engine, only)
 
 
 #: Layers from this many forward multiplications on derive with the collector paused;
@@ -156,32 +159,45 @@ def paused_gc(pause: bool = True) -> Iterator[None]:
             gc.enable()
 
 
-def _derive(spec: ConvSpec, engine: Engine) -> Derivation:
-    symbols = LayerSymbols.for_spec(spec)
-    a = symbols.input_cells()
-    w = symbols.kernel_cells()
-    b = symbols.bias_cells()
+def _derive(spec: Any, engine: Engine, only: Collection[str] | None = None) -> Derivation:
+    layer = layer_type(spec)
     builder = CanonicalBuilder()
-    z = correlate(
-        a,
-        w,
-        stride=spec.stride,
-        padding=spec.padding,
-        dilation=spec.dilation,
-        bias=b,
-        builder=builder,
-    )
-    dz = symbols.grad_output_cells()
-    dw, da, db = chain_rule(z, dz, [w, a, b], engine=engine, builder=builder)
-    return Derivation(
-        spec=spec,
-        symbols=symbols,
-        input=a,
-        kernel=w,
-        bias=b,
-        output=z,
-        grad_output=dz,
-        grad_kernel=dw,
-        grad_input=da,
-        grad_bias=db,
-    )
+    arrays: dict[str, NDArray[Any]] = {}
+    bases: dict[str, sympy.Basic] = {}
+    for decl in layer.arrays:
+        if decl.kind in ("upstream", "value") and decl.role != "output":
+            continue
+        full, display = spec.full_shape(decl.role), spec.display_shape(decl.role)
+        base = cell_base(decl.symbol(spec), display, real=layer.real)
+        bases[decl.role] = base
+        if decl.kind in ("input", "param", "const"):
+            if decl.needs and not getattr(spec, decl.needs):
+                zeros = np.empty(full, dtype=object)
+                zeros.fill(sympy.S.Zero)
+                arrays[decl.role] = zeros
+            else:
+                arrays[decl.role] = cells(base, full, display)
+    computed = layer.forward(Symbolic(builder), spec, arrays)
+    arrays.update(computed)
+    output = arrays["output"]
+    if layer.loss:
+        upstream = np.empty(output.shape, dtype=object)
+        upstream.fill(sympy.S.One)
+    else:
+        names = cells(bases["output"], output.shape, spec.display_shape("output"))
+        loss = loss_function()
+        upstream = np.empty(output.shape, dtype=object)
+        for pos, z in np.ndenumerate(names):
+            upstream[pos] = sympy.Derivative(loss, z)
+    arrays["grad_output"] = upstream
+    roles = [r for r in layer.variables if only is None or f"grad_{r}" in only]
+    variables = [arrays[role] for role in roles]
+    grads = chain_rule(output, upstream, variables, engine=engine, builder=builder)
+    for role, grad in zip(roles, grads, strict=True):
+        if layer.refine is not None:
+            refined = np.empty(grad.shape, dtype=object)
+            for pos, value in np.ndenumerate(grad):
+                refined[pos] = layer.refine(value)
+            grad = refined
+        arrays[f"grad_{role}"] = grad
+    return Derivation(spec=spec, layer=layer, arrays=arrays, bases=bases)

@@ -7,15 +7,17 @@ computation graph says::
 
 The article evaluates every ``(k, v)`` pair with ``sympy.diff``; almost all of those
 derivatives are zero, since a kernel window touches few input cells. Here an occurrence
-index, built once from the forward expressions, lists for every variable the terms it appears
-in, so only pairs that share a term are differentiated.
+index, built once from the forward expressions, lists for every variable the terms it occurs
+in (anywhere: as a factor, inside ``Max``, a function or a power), so only pairs that share
+a term are differentiated.
 
 Two engines differentiate a term:
 
 ``"product-rule"`` (default)
-    A term is a product of distinct cells, so by the product rule ``d(u w)/du = w``: the
-    derivative is the product of the other factors. Terms of any other form (powers,
-    repeated factors) go to ``sympy.diff``.
+    For a product of distinct cells the product rule gives ``d(u w)/du = w``: the
+    derivative is the product of the other factors. A factor that is not a plain cell
+    (``Max``, a function, a power of a sum) contributes its own derivative; ``Max`` of
+    cells has a fast path, and everything else goes to ``sympy.diff``.
 ``"sympy"``
     ``sympy.diff(z_k, v)`` on the whole output expression for every sharing pair. Slower;
     :func:`convviz.identities` uses it to confirm that both engines agree.
@@ -33,25 +35,64 @@ from numpy.typing import NDArray
 
 from convviz.arithmetic import CanonicalBuilder
 
-__all__ = ["Engine", "chain_rule", "partial"]
+__all__ = ["Engine", "cells_in", "chain_rule", "partial"]
 
 Engine = Literal["product-rule", "sympy"]
+
+
+def cells_in(factor: sympy.Expr) -> frozenset[Any]:
+    """The cells (``Indexed`` objects and plain symbols) that occur anywhere in ``factor``."""
+    if isinstance(factor, sympy.Indexed | sympy.Symbol):
+        return frozenset((factor,))
+    if (
+        isinstance(factor, sympy.Pow)
+        and isinstance(factor.base, sympy.Indexed | sympy.Symbol)
+        and factor.exp.is_Number
+    ):
+        return frozenset((factor.base,))
+    return frozenset(factor.atoms(sympy.Indexed, sympy.Symbol))
 
 
 def partial(
     term: sympy.Expr, variable: sympy.Expr, builder: CanonicalBuilder | None = None
 ) -> sympy.Expr:
-    """Derivative of one product ``term`` with respect to one of its factors ``variable``.
+    """Derivative of one addend ``term`` with respect to one cell ``variable``.
 
-    When ``variable`` is one plain factor of the product, the product rule leaves the
-    other factors; anything else is differentiated by ``sympy.diff``.
+    The product rule is used where it is exact and cheap: when ``variable`` is one plain
+    factor of a product and no other factor contains it, the derivative is the product of
+    the other factors; when exactly one factor contains it, the other factors multiply
+    that factor's derivative. ``Max`` of distinct arguments is differentiated into the
+    ``Heaviside`` form ``sympy.diff`` gives. Everything else goes to ``sympy.diff``.
     """
+    builder = builder or CanonicalBuilder()
     factors = sympy.Mul.make_args(term)
-    same = [f is variable for f in factors]
-    if sum(same) == 1 and not any(isinstance(f, sympy.Pow) for f in factors):
-        rest = [f for f, s in zip(factors, same, strict=True) if not s]
-        return (builder or CanonicalBuilder()).product(rest)
-    return sympy.diff(term, variable)
+    holding = [n for n, f in enumerate(factors) if variable in cells_in(f)]
+    if not holding:
+        return sympy.S.Zero
+    if len(holding) > 1:
+        return sympy.diff(term, variable)
+    (n,) = holding
+    rest = [f for m, f in enumerate(factors) if m != n]
+    inner = factors[n]
+    if inner is variable:
+        return builder.product(rest)
+    if len(factors) == 1:
+        return _derivative_of_one(inner, variable)
+    derivative = _derivative_of_one(inner, variable)
+    if derivative is sympy.S.Zero:
+        return sympy.S.Zero
+    return sympy.Mul(*rest, derivative)
+
+
+def _derivative_of_one(node: sympy.Expr, variable: sympy.Expr) -> sympy.Expr:
+    """Derivative of a single non-product node, with a fast path for ``Max`` of cells."""
+    if isinstance(node, sympy.Max) and variable in node.args:
+        others = [a for a in node.args if a is not variable and a != variable]
+        if len(others) == len(node.args) - 1 and not any(
+            variable in cells_in(a) for a in others
+        ):
+            return sympy.Heaviside(variable - sympy.Max(*others))
+    return sympy.diff(node, variable)
 
 
 def chain_rule(
@@ -92,11 +133,13 @@ def chain_rule(
     flat_up = upstream.reshape(-1)
     for k, expr in enumerate(flat_out):
         for term in sympy.Add.make_args(expr):
+            # every cell that occurs anywhere in the term (inside Max, functions, powers)
+            seen: set[Any] = set()
             for factor in sympy.Mul.make_args(term):
-                # a power x**n uses x: index it under its base so the term is not missed
-                base = factor.base if isinstance(factor, sympy.Pow) else factor
-                if base in wanted:
-                    occurrences[base].append((k, term))
+                seen.update(cells_in(factor))
+            for cell in seen:
+                if cell in wanted:
+                    occurrences[cell].append((k, term))
 
     results = []
     for array in variables:

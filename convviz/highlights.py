@@ -98,12 +98,16 @@ class Step:
         Numeric coefficient of each term, as a string (``"1"`` for almost all).
     highlights
         For each role, the sorted distinct indices used by any term.
+    expression
+        LaTeX of the whole expression in short cell names, when it is not a plain sum
+        of products (``Max``, functions); empty otherwise.
     """
 
     target: Cell
     terms: tuple[tuple[Cell, ...], ...]
     coefficients: tuple[str, ...]
     highlights: Mapping[str, tuple[Index, ...]] = field(hash=False)
+    expression: str = field(default="", compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON form of one step."""

@@ -3,19 +3,21 @@ r"""Short LaTeX names for cells and equations, as drawn in the animations.
 Inside a grid there is no room for ``\frac{\partial \mathcal{L}}{\partial z^{[2]}_{1,1}}``,
 so cells use the short names of Andrew Ng's course, which the article follows: ``a``,
 ``W``, ``b``, ``z`` for the layer's arrays and ``dz``, ``dW``, ``da``, ``db`` for the
-gradients of the loss with respect to them. Grid titles keep the full names
-(:attr:`convviz.highlights.ArrayInfo.label`).
+gradients of the loss with respect to them. Each layer type declares its short names
+(:class:`convviz.layers.base.ArrayDecl`); these defaults are conv2d's. Grid titles keep
+the full names (:attr:`convviz.highlights.ArrayInfo.label`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from convviz.highlights import Cell, Index, Step
 
-__all__ = ["SHORT_NAMES", "cell_latex", "step_latex", "term_latex"]
+__all__ = ["SHORT_NAMES", "cell_latex", "expression_latex", "step_latex", "term_latex"]
 
-#: Short symbol of each role.
+#: conv2d's short symbol of each role (the default of :func:`cell_latex`).
 SHORT_NAMES: dict[str, str] = {
     "input": "a",
     "kernel": "W",
@@ -28,17 +30,19 @@ SHORT_NAMES: dict[str, str] = {
 }
 
 
-def cell_latex(role: str, index: Index) -> str:
+def cell_latex(role: str, index: Index, names: Mapping[str, str] | None = None) -> str:
     """LaTeX of one cell, e.g. ``a_{1,2}``, ``dW_{2,1,3}`` or ``b`` for a scalar."""
-    name = SHORT_NAMES[role]
+    name = (names or SHORT_NAMES)[role]
     if not index:
         return name
     return f"{name}_{{{','.join(str(i) for i in index)}}}"
 
 
-def term_latex(factors: Sequence[Cell], coefficient: str = "1") -> str:
+def term_latex(
+    factors: Sequence[Cell], coefficient: str = "1", names: Mapping[str, str] | None = None
+) -> str:
     """LaTeX of one product term, factors in the order given."""
-    body = r"\,".join(cell_latex(c.role, c.index) for c in factors)
+    body = r"\,".join(cell_latex(c.role, c.index, names) for c in factors)
     if coefficient == "1":
         return body
     if coefficient == "-1":
@@ -46,7 +50,14 @@ def term_latex(factors: Sequence[Cell], coefficient: str = "1") -> str:
     return f"{coefficient}\\,{body}"
 
 
-def step_latex(step: Step, *, max_terms: int = 6, head: int = 3) -> str:
+def step_latex(
+    step: Step,
+    *,
+    max_terms: int = 6,
+    head: int = 3,
+    names: Mapping[str, str] | None = None,
+    reading: Mapping[str, int] | None = None,
+) -> str:
     r"""``target = t1 + t2 + ...`` for one step, shortened when long.
 
     With more than ``max_terms`` terms, show the first ``head``, ``\cdots`` and the last.
@@ -54,9 +65,12 @@ def step_latex(step: Step, *, max_terms: int = 6, head: int = 3) -> str:
     Terms are shown in the step's order; factors inside a term are shown operands
     first (e.g. ``W a`` reads as the kernel times the input).
     """
-    target = cell_latex(step.target.role, step.target.index)
+    target = cell_latex(step.target.role, step.target.index, names)
+    if step.expression:
+        return f"{target} = {step.expression}"
+    order = reading or _READING
     terms = [
-        term_latex(_reading_order(factors), coefficient)
+        term_latex(sorted(factors, key=lambda c: order.get(c.role, 9)), coefficient, names)
         for factors, coefficient in zip(step.terms, step.coefficients, strict=True)
     ]
     if not terms:
@@ -74,5 +88,75 @@ _READING = {
 }
 
 
-def _reading_order(factors: Sequence[Cell]) -> list[Cell]:
-    return sorted(factors, key=lambda c: _READING.get(c.role, 9))
+def expression_latex(
+    expr: Any,
+    cell_of: Callable[[Any], Cell | None],
+    names: Mapping[str, str],
+    *,
+    max_terms: int = 6,
+    head: int = 3,
+) -> str:
+    r"""LaTeX of an expression that is not a plain sum of products, in short cell names.
+
+    ``Heaviside(x, 0)`` reads as the indicator ``\mathbf{1}[x > 0]`` (``\ge`` for
+    ``Heaviside(x, 1)``); a sum of more than ``max_terms`` terms is shortened as in
+    :func:`step_latex`.
+    """
+    import sympy
+
+    swap: dict[Any, Any] = {}
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, sympy.Indexed | sympy.Symbol | sympy.Derivative):
+            cell = cell_of(node)
+            if cell is not None:
+                swap[node] = sympy.Symbol(cell_latex(cell.role, cell.index, names))
+    plain = expr.xreplace(swap)
+    printer = _IndicatorPrinter()
+    if isinstance(plain, sympy.Add) and len(plain.args) > max_terms:
+        parts = [printer.doprint(t) for t in sympy.Add.make_args(plain)]
+        shown = [*parts[:head], r"\cdots", parts[-1]]
+        return " + ".join(shown).replace("+ -", "- ")
+    return str(printer.doprint(plain))
+
+
+def _indicator_printer_class() -> type:
+    from sympy.printing.latex import LatexPrinter
+
+    class IndicatorPrinter(LatexPrinter):  # type: ignore[misc]
+        r"""SymPy's LaTeX, with ``Heaviside`` as an indicator and ``Max`` as ``\max``."""
+
+        def _print_Heaviside(self, expr: Any, exp: Any = None) -> str:
+            import sympy
+
+            arg = expr.args[0]
+            h0 = expr.args[1] if len(expr.args) > 1 else sympy.S.Half
+            relation = {sympy.S.Zero: ">", sympy.S.One: r"\ge"}.get(h0)
+            if relation is None:
+                return str(super()._print_Heaviside(expr, exp))
+            left, right = arg, sympy.S.Zero
+            if isinstance(arg, sympy.Add) and len(arg.args) == 2:
+                pos = [a for a in arg.args if not a.could_extract_minus_sign()]
+                neg = [a for a in arg.args if a.could_extract_minus_sign()]
+                if len(pos) == 1 and len(neg) == 1:
+                    left, right = pos[0], -neg[0]
+            body = rf"\mathbf{{1}}[{self._print(left)} {relation} {self._print(right)}]"
+            return body if exp is None else rf"{body}^{{{exp}}}"
+
+        def _print_Max(self, expr: Any, exp: Any = None) -> str:
+            args = ", ".join(self._print(a) for a in expr.args)
+            body = rf"\max({args})"
+            return body if exp is None else rf"{body}^{{{exp}}}"
+
+    return IndicatorPrinter
+
+
+class _LazyPrinter:
+    _cls: type | None = None
+
+    def __call__(self) -> Any:
+        if _LazyPrinter._cls is None:
+            _LazyPrinter._cls = _indicator_printer_class()
+        return _LazyPrinter._cls()
+
+
+_IndicatorPrinter = _LazyPrinter()

@@ -1,12 +1,17 @@
 """Reflection: walk SymPy expression trees and turn them into highlight maps.
 
-Each cell of a derived array is a sum of products of cells. :class:`Reflector` walks such
-an expression through ``func``/``args`` and dispatches on the node's class, in the style
-of SymPy's printers: ``_walk_Add``, ``_walk_Mul``, ``_walk_Indexed`` and so on, looked up
-along the class's MRO. A node it has no method for is an error naming that node.
+Each cell of a derived array is a sum of terms. :class:`Reflector` walks such an expression
+through ``func``/``args`` and dispatches on the node's class, in the style of SymPy's
+printers: ``_walk_Add``, ``_walk_Mul``, ``_walk_Indexed`` and so on, looked up along the
+class's MRO. A node it has no method for is an error naming that node.
 
-The result is plain data (:mod:`convviz.highlights`): which cells of which arrays multiply
-together in each term, and for each role the distinct cells used.
+A term is a product of factors. A factor that is a cell (``Indexed``, a scalar ``Symbol``,
+an upstream ``Derivative(L, z)``) is itself; a factor that is not a plain product
+(``Max``, ``Heaviside``, ``exp``, ``log``, a power, ``Piecewise``) contributes every cell
+inside it, since the term is made of them all. Constants are terms without cells.
+
+The result is plain data (:mod:`convviz.highlights`): which cells of which arrays make up
+each term, and for each role the distinct cells used.
 """
 
 from __future__ import annotations
@@ -18,19 +23,22 @@ import numpy as np
 import sympy
 from sympy.core.basic import Basic
 
-from convviz.derivation import GC_PAUSE_PRODUCTS, OPS, Derivation, paused_gc
+from convviz.derivation import GC_PAUSE_PRODUCTS, Derivation, paused_gc
 from convviz.highlights import ROLES, Cell, HighlightMap, Index, Step
+from convviz.notation import expression_latex
 
 __all__ = ["ReflectionError", "Reflector", "Term", "highlight_map", "step_for"]
 
 #: One addend: its numeric coefficient and its indexed factors.
 Term = tuple[sympy.Expr, tuple[Cell, ...]]
 
-_ROLE_ORDER = {role: n for n, role in enumerate(ROLES)}
+
+#: Node classes whose cells all belong to the term they appear in.
+_COMPOSITE = (sympy.Function, sympy.Pow, sympy.Piecewise, sympy.Abs)
 
 
 class ReflectionError(ValueError):
-    """An expression is not a sum of products of indexed cells."""
+    """An expression holds a node that is not a cell, a constant or a known function."""
 
     def __init__(self, node: Basic, whole: Basic, why: str) -> None:
         super().__init__(f"cannot reflect {sympy.sstr(node)!r} in {_short(whole)}: {why}")
@@ -58,26 +66,38 @@ class Reflector:
         self,
         roles: Mapping[Basic, str],
         derivative_roles: Mapping[Basic, str] | None = None,
+        order: tuple[str, ...] = ROLES,
     ) -> None:
         self.roles = dict(roles)
         self.derivative_roles = dict(derivative_roles or {})
+        self._order = {role: n for n, role in enumerate(order)}
+        for role in (*self.roles.values(), *self.derivative_roles.values()):
+            self._order.setdefault(role, len(self._order))
         self._cells: dict[Basic, Cell] = {}
         self._methods: dict[type, Callable[[Reflector, Any, Basic], list[Term]]] = {}
+        #: Short name of each role, for equations of expressions that are not products.
+        self.short_names: dict[str, str] = {}
+        #: Whether the last expression walked was a plain sum of products of cells.
+        self.plain = True
 
     @classmethod
     def for_derivation(cls, derivation: Derivation) -> Reflector:
         """Reflector that knows the roles of a layer's symbols."""
-        s = derivation.symbols
-        return cls(
-            {s.input: "input", s.kernel: "kernel", s.bias: "bias", s.output: "output"},
-            {s.output: "grad_output"},
-        )
+        roles = {base: role for role, base in derivation.bases.items()}
+        derivative = {}
+        if not derivation.layer.loss and "output" in derivation.bases:
+            derivative = {derivation.bases["output"]: "grad_output"}
+        return cls(roles, derivative, derivation.layer.roles)
+
+    def _sort_key(self, cell: Cell) -> tuple[int, Index]:
+        return (self._order.get(cell.role, len(self._order)), cell.index)
 
     # ------------------------------------------------------------------ walking
     def terms(self, expr: Basic) -> list[Term]:
         """The addends of ``expr``, each as ``(coefficient, factors)``, sorted."""
+        self.plain = True
         found = self._walk(expr, expr)
-        found.sort(key=lambda t: [(_ROLE_ORDER[c.role], c.index) for c in t[1]])
+        found.sort(key=lambda t: [self._sort_key(c) for c in t[1]])
         return found
 
     def _walk(self, node: Basic, whole: Basic) -> list[Term]:
@@ -106,20 +126,76 @@ class Reflector:
             if isinstance(arg, sympy.Number):
                 coefficient *= arg
                 continue
+            if isinstance(arg, _COMPOSITE) and not isinstance(arg, sympy.Derivative):
+                factors.extend(self._inside(arg, whole))
+                continue
             sub = self._walk(arg, whole)
             if len(sub) != 1:
-                raise ReflectionError(arg, whole, "a factor must be a single cell, not a sum")
+                # a sum inside a product: the term is made of every cell of the sum
+                self.plain = False
+                factors.extend(c for _, cs in sub for c in cs)
+                continue
             if sub[0][0] is not sympy.S.One:
                 coefficient *= sub[0][0]
             factors.extend(sub[0][1])
-        factors.sort(key=lambda c: (_ROLE_ORDER[c.role], c.index))
-        return [(coefficient, tuple(factors))]
+        unique = sorted(set(factors), key=self._sort_key)
+        if len(unique) != len(factors):
+            self.plain = False
+        return [(coefficient, tuple(unique))]
+
+    def _inside(self, node: Basic, whole: Basic) -> list[Cell]:
+        """Every cell inside a node that is not a plain product (sorted, distinct)."""
+        self.plain = False
+        found: list[Cell] = []
+        for arg in node.args:
+            if isinstance(arg, sympy.Number | sympy.logic.boolalg.BooleanAtom):
+                continue
+            if isinstance(arg, sympy.Indexed | sympy.Symbol | sympy.Derivative):
+                found.extend(c for _, cs in self._walk(arg, whole) for c in cs)
+            elif isinstance(arg, sympy.Tuple):
+                found.extend(self._inside(arg, whole))
+            else:
+                method_terms = self._walk(arg, whole)
+                found.extend(c for _, cs in method_terms for c in cs)
+        return sorted(set(found), key=self._sort_key)
+
+    def _composite(self, node: Basic, whole: Basic) -> list[Term]:
+        return [(sympy.S.One, tuple(self._inside(node, whole)))]
+
+    def _walk_Function(self, node: sympy.Function, whole: Basic) -> list[Term]:
+        """``exp``, ``log``, ``tanh``, ``Heaviside``, ``Max`` ...: one term of all their cells."""
+        if isinstance(node, sympy.core.function.AppliedUndef):
+            raise ReflectionError(node, whole, "an undefined function is not a cell")
+        return self._composite(node, whole)
+
+    def _walk_MinMaxBase(self, node: sympy.Max, whole: Basic) -> list[Term]:
+        return self._composite(node, whole)
+
+    def _walk_Pow(self, node: sympy.Pow, whole: Basic) -> list[Term]:
+        return self._composite(node, whole)
+
+    def _walk_Piecewise(self, node: sympy.Piecewise, whole: Basic) -> list[Term]:
+        return self._composite(node, whole)
+
+    def _walk_ExprCondPair(self, node: Basic, whole: Basic) -> list[Term]:
+        return self._composite(node, whole)
+
+    def _walk_Relational(self, node: Basic, whole: Basic) -> list[Term]:
+        return self._composite(node, whole)
+
+    def _walk_BooleanFunction(self, node: Basic, whole: Basic) -> list[Term]:
+        return self._composite(node, whole)
 
     def _walk_Zero(self, node: Basic, whole: Basic) -> list[Term]:
         return []
 
     def _walk_Number(self, node: sympy.Number, whole: Basic) -> list[Term]:
-        raise ReflectionError(node, whole, "a constant term is not a product of cells")
+        # a constant term (softmax cross-entropy's -1 at the true class) has no cells
+        self.plain = False
+        return [(node, ())]
+
+    def _walk_BooleanAtom(self, node: Basic, whole: Basic) -> list[Term]:
+        return []
 
     def _walk_Indexed(self, node: sympy.Indexed, whole: Basic) -> list[Term]:
         known = self._cells.get(node)
@@ -141,6 +217,10 @@ class Reflector:
         base = var.base if isinstance(var, sympy.Indexed) else var
         indices = var.indices if isinstance(var, sympy.Indexed) else ()
         return [(sympy.S.One, (self._cell(node, base, indices, self.derivative_roles, whole),))]
+
+    def cell_of(self, node: Basic) -> Cell | None:
+        """The cell a node was reflected into (``None`` if it is not one)."""
+        return self._cells.get(node)
 
     def _cell(
         self,
@@ -170,25 +250,38 @@ def step_for(reflector: Reflector, target: Cell, expr: Basic) -> Step:
     for _, factors in terms:
         for cell in factors:
             used.setdefault(cell.role, set()).add(cell.index)
-    highlights = {role: tuple(sorted(used[role])) for role in ROLES if role in used}
+    highlights = {
+        role: tuple(sorted(used[role]))
+        for role in sorted(used, key=lambda r: reflector._order.get(r, 99))
+    }
+    expression = ""
+    if not reflector.plain:
+        expression = expression_latex(expr, reflector.cell_of, reflector.short_names)
     return Step(
         target=target,
         terms=tuple(f for _, f in terms),
         coefficients=tuple("1" if c is sympy.S.One else str(c) for c, _ in terms),
         highlights=highlights,
+        expression=expression,
     )
 
 
 def highlight_map(derivation: Derivation, op: str) -> HighlightMap:
-    """The highlight map of ``op`` (``forward``, ``dw``, ``da`` or ``db``).
+    """The highlight map of ``op`` (one of the layer type's ops).
 
     Steps follow the target array in row-major order; each step's highlights come from
     reflecting that cell's expression, nothing else.
     """
-    if op not in OPS:
-        raise ValueError(f"unknown op {op!r}; expected one of {', '.join(OPS)}")
+    layer = derivation.layer
+    if op not in layer.op_names:
+        raise ValueError(f"unknown op {op!r}; expected one of {', '.join(layer.op_names)}")
+    decl = layer.op(op)
+    if decl.map_op:
+        base = highlight_map(derivation, decl.map_op)
+        return HighlightMap(op=op, arrays=base.arrays, steps=base.steps)
     reflector = Reflector.for_derivation(derivation)
-    role = OPS[op]
+    reflector.short_names = {a.role: a.short for a in layer.all_arrays}
+    role = decl.target
     targets = derivation.targets(op)
     with paused_gc(derivation.spec.products >= GC_PAUSE_PRODUCTS):
         steps = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 __all__ = [
     "MAX_PRODUCTS",
@@ -76,6 +77,9 @@ class ConvSpec:
     filters: int = 1
     bias: bool = True
     layer: int = 2
+
+    #: The layer type's name (see :mod:`convviz.layers.conv2d`).
+    TYPE: ClassVar[str] = "conv2d"
 
     def __post_init__(self) -> None:
         pairs = {
@@ -171,6 +175,16 @@ class ConvSpec:
     def output_shape(self) -> tuple[int, ...]:
         """Display shape of the output: ``(OH, OW)`` or ``(F, OH, OW)``."""
         return self._drop((self.filters,), self.output_size)
+
+    def full_shape(self, role: str) -> tuple[int, ...]:
+        """Shape of the array playing ``role`` as computed, in PyTorch's layout."""
+        shapes = {
+            "input": (self.channels, *self.input_size),
+            "kernel": (self.filters, self.channels, *self.kernel_size),
+            "bias": (self.filters,),
+            "output": (self.filters, *self.output_size),
+        }
+        return shapes[role.removeprefix("grad_")]
 
     def display_shape(self, role: str) -> tuple[int, ...]:
         """Display shape of the array playing ``role`` (a gradient is shaped like its array)."""

@@ -1,12 +1,20 @@
 from __future__ import annotations
 
+import os
 import re
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from convviz.batch import HASH_SUFFIX, LectureError, load_lecture, spec_from_fields
+from convviz.batch import (
+    HASH_SUFFIX,
+    LectureError,
+    load_lecture,
+    render_job,
+    spec_from_fields,
+)
 from convviz.cli import main
 from convviz.config import ProjectDefaults, SettingError
 from convviz.spec import ConvSpec
@@ -115,7 +123,9 @@ def test_layer_fields_use_the_cli_rules():
 def test_missing_lecture_file(tmp_path):
     result = batch(tmp_path / "nope.toml")
     assert result.exit_code == 2
-    assert "does not exist" in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert "Invalid value for 'LECTURE'" in line
+    assert f"{tmp_path / 'nope.toml'}' does not exist" in line
 
 
 # ------------------------------------------------------ resolution and options (dry run)
@@ -194,6 +204,9 @@ def test_repeated_format_and_output_dir_options(tmp_path):
         (["-j", "0"], "Invalid value for '-j' / '--jobs'"),
         (["--scheduler", "nonsense"], "--scheduler: expected an address like tcp://HOST:PORT"),
         (["--scheduler", "tcp://127.0.0.1:8786", "-j", "2"], "-j: not used with --scheduler"),
+        (["--scheduler", "tcp://127.0.0.1:8786", "--scheduler-timeout", "0"],
+         "Invalid value for '--scheduler-timeout'"),
+        (["--scheduler-timeout", "5"], "--scheduler-timeout: only used with --scheduler"),
     ],
 )
 def test_bad_options_are_one_line_exit_2(tmp_path, args, expected):
@@ -205,10 +218,16 @@ def test_bad_options_are_one_line_exit_2(tmp_path, args, expected):
 
 def test_unreachable_scheduler_is_one_line_exit_1(tmp_path):
     pytest.importorskip("distributed")
-    result = batch(lecture(tmp_path, clip("a")), "--scheduler", "tcp://127.0.0.1:9")
+    path = lecture(tmp_path, clip("a"))
+    start = time.monotonic()
+    result = batch(path, "--scheduler", "tcp://127.0.0.1:9", "--scheduler-timeout", "1")
+    elapsed = time.monotonic() - start
     assert result.exit_code == 1
     assert "Traceback" not in result.output
-    assert result.stderr.splitlines()[-1].startswith("Error: --scheduler: cannot reach")
+    assert result.stderr.splitlines()[-1].startswith(
+        "Error: --scheduler: cannot reach tcp://127.0.0.1:9"
+    )
+    assert elapsed < 8  # gave up after about 1 s, not the default 10 s
 
 
 def test_hash_decides_up_to_date(tmp_path):
@@ -288,6 +307,58 @@ def test_failing_clip_does_not_stop_the_others(tmp_path):
     assert (tmp_path / "media" / "good.mp4").is_file()
     assert not (tmp_path / "media" / f"bad.mp4{HASH_SUFFIX}").exists()
     assert result.stderr.splitlines()[-1] == "Error: 1 of 2 outputs failed (see the table)"
+
+
+def _dies_on_doomed(payload):
+    """A batch worker function whose process dies (as if killed) on the clip "doomed"."""
+    if payload["name"] == "doomed":
+        os._exit(1)
+    return render_job(payload)
+
+
+@pytest.mark.slow
+def test_worker_that_dies_fails_its_clip_and_the_others_finish(tmp_path, monkeypatch):
+    import convviz.batch
+
+    # Workers unpickle the function by name, importing this module; the clips cost the
+    # same, so one worker renders them in file order and dies on the last.
+    monkeypatch.setattr(convviz.batch, "render_job", _dies_on_doomed)
+    path = lecture(tmp_path, clip("a") + clip("b", op="dw") + clip("doomed"))
+    result = batch(path, "-j", "1")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert statuses(result.stdout) == {"a.mp4": "rendered", "b.mp4": "rendered",
+                                       "doomed.mp4": "FAILED"}
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("doomed ")]
+    assert row.endswith("the worker process died (out of memory, or killed)")
+    media = tmp_path / "media"
+    for name in "ab":
+        assert (media / f"{name}.mp4").stat().st_size > 1000
+        assert (media / f"{name}.mp4{HASH_SUFFIX}").is_file()
+    assert not (media / "doomed.mp4").exists()
+    assert not (media / f"doomed.mp4{HASH_SUFFIX}").exists()
+    assert result.stderr.splitlines()[-1] == "Error: 1 of 3 outputs failed (see the table)"
+
+
+@pytest.mark.slow
+def test_force_renders_up_to_date_clips_again(tmp_path):
+    path = lecture(tmp_path, clip("a"))
+    first = batch(path, "-j", "1")
+    assert first.exit_code == 0, first.output
+    video = tmp_path / "media" / "a.mp4"
+    stamp = video.with_name(video.name + HASH_SUFFIX)
+    for file in (video, stamp):
+        os.utime(file, (1_000_000_000, 1_000_000_000))
+    assert "up-to-date" in dry(path)[0]  # without --force, nothing would be rendered
+
+    forced = batch(path, "-j", "1", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert statuses(forced.stdout) == {"a.mp4": "rendered"}
+    assert "1 outputs: 1 rendered, 0 up to date, 0 failed" in forced.stdout
+    assert video.stat().st_mtime > 1_000_000_000 and video.stat().st_size > 1000
+    assert stamp.stat().st_mtime > 1_000_000_000
+    (job,) = load_lecture(path).jobs
+    assert job.is_up_to_date()
 
 
 @pytest.mark.slow

@@ -192,15 +192,48 @@ def test_coefficients_are_reported():
 A = sympy.IndexedBase("a")
 Q = sympy.IndexedBase("q")
 x = sympy.Symbol("x")
-BAD = [
-    pytest.param(sympy.sin(A[1]), "sin", id="sin"),
-    pytest.param(A[1] ** 2 + A[2], "a[1]**2", id="pow"),
-    pytest.param(A[1] * sympy.sin(A[2]), "sin(a[2])", id="sin-factor"),
-    pytest.param(sympy.Mul(A[1], sympy.Add(A[2], A[3]), evaluate=False), "a[2] + a[3]",
+def _cells(*numbers):
+    return tuple(Cell("input", (n,)) for n in numbers)
+
+
+# Factors that are not plain products stand for every cell inside them; constants are
+# terms without cells. (Hand-checked: which cells each term is made of.)
+COMPOSITE = [
+    pytest.param(sympy.sin(A[1]), [_cells(1)], id="sin"),
+    pytest.param(A[1] ** 2 + A[2], [_cells(1), _cells(2)], id="pow"),
+    pytest.param(A[1] * sympy.sin(A[2]), [_cells(1, 2)], id="sin-factor"),
+    pytest.param(sympy.Mul(A[1], sympy.Add(A[2], A[3]), evaluate=False), [_cells(1, 2, 3)],
                  id="sum-in-product"),
+    pytest.param(A[1] + 5, [(), _cells(1)], id="constant"),
+    pytest.param(sympy.Max(A[3], A[1], A[2]), [_cells(1, 2, 3)], id="max"),
+    pytest.param(A[4] * sympy.Heaviside(A[1] - sympy.Max(A[2], A[3]), 0), [_cells(1, 2, 3, 4)],
+                 id="heaviside"),
+    pytest.param(sympy.log(sympy.exp(A[1]) + sympy.exp(A[2])) - A[2], [_cells(2), _cells(1, 2)],
+                 id="log-sum-exp"),
+    pytest.param(sympy.Piecewise((A[1], A[2] > 0), (0, True)), [_cells(1, 2)], id="piecewise"),
+]
+
+
+@pytest.mark.parametrize(("expr", "expected"), COMPOSITE)
+def test_composite_factors_stand_for_the_cells_inside(expr, expected):
+    reflector = Reflector({A: "input"}, {A: "grad_input"})
+    got = [cells for _, cells in reflector.terms(expr)]
+    assert sorted(got) == sorted(expected)
+    assert reflector.plain is False
+
+
+def test_plain_products_stay_plain():
+    reflector = Reflector({A: "input"})
+    reflector.terms(3 * A[1] * A[2] + A[3])
+    assert reflector.plain is True
+
+
+BAD = [
     pytest.param(A[1] + Q[2], "q[2]", id="unknown-base"),
     pytest.param(A[1] + x, "'x'", id="unknown-symbol"),
-    pytest.param(A[1] + 5, "'5'", id="constant"),
+    pytest.param(sympy.sin(Q[1]), "q[1]", id="unknown-base-inside-function"),
+    pytest.param(sympy.Function("f")(A[1]), "f(a[1])", id="undefined-function"),
+    pytest.param(sympy.Integral(A[1], x), "Integral", id="integral"),
     pytest.param(A[x], "a[x]", id="symbolic-index"),
     pytest.param(sympy.Derivative(sympy.Function("L")(x), A[1], 2), "Derivative",
                  id="second-derivative"),

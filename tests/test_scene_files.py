@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MANIM = Path(sys.executable).with_name("manim")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("file", "scene"),
     [

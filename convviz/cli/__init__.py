@@ -47,13 +47,15 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="convviz")
 def main() -> None:
-    """Derive and animate 2-D convolution, forward and backward.
+    """Derive and animate the layers of a CNN, forward and backward.
 
     \b
     Examples:
       convviz derive forward --input 6x6 --kernel 3x3
       convviz highlights dw --stride 2 --json
       convviz check --input 3x8x8 --filters 2 --padding 1
+      convviz derive da --type maxpool2d --input 4x4 --kernel 2
+      convviz types
     """
 
 
@@ -63,6 +65,7 @@ def _register() -> None:
     main.add_command(core_commands.derive_command)
     main.add_command(core_commands.highlights_command)
     main.add_command(core_commands.check_command)
+    main.add_command(core_commands.types_command)
     from convviz.cli import render_commands
 
     for command in render_commands.COMMANDS:

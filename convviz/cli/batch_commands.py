@@ -89,6 +89,13 @@ def _reporter(total: int) -> tuple[Callable[[JobResult], None], Callable[[], Non
     help="Render on a Dask cluster instead (needs `pip install 'dask[distributed]'`; "
     "workers need convviz, LaTeX and the output directory).",
 )
+@click.option(
+    "--scheduler-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="How long to try reaching the --scheduler before giving up. [default: 10]",
+)
 @click.option("--force", is_flag=True, help="Render every clip, even those up to date.")
 @click.option(
     "--dry-run", is_flag=True, help="Only list the outputs and whether they are up to date."
@@ -125,6 +132,7 @@ def batch_command(
     lecture: Path,
     jobs: int | None,
     scheduler: str | None,
+    scheduler_timeout: float | None,
     force: bool,
     dry_run: bool,
     quality: str | None,
@@ -162,6 +170,8 @@ def batch_command(
             raise OptionError(
                 f"--scheduler: expected an address like tcp://HOST:PORT, got {scheduler!r}"
             )
+    elif scheduler_timeout is not None:
+        raise OptionError("--scheduler-timeout: only used with --scheduler")
     overrides = _overrides(
         quality=quality,
         theme=theme,
@@ -194,7 +204,9 @@ def batch_command(
             from convviz.batch import dask_executor
 
             try:
-                return dask_executor(scheduler)
+                return dask_executor(
+                    scheduler, timeout=10.0 if scheduler_timeout is None else scheduler_timeout
+                )
             except ImportError:
                 raise OptionError(
                     "--scheduler: needs Dask's distributed package: "

@@ -5,21 +5,17 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from convviz.cli.options import layer_options
-from convviz.spec import ConvSpec
+from convviz.cli.options import check_op, layer_options
+from convviz.layers import layer_type, types
 
 if TYPE_CHECKING:
     from convviz.highlights import Cell
 
-__all__ = ["check_command", "derive_command", "highlights_command"]
-
-# The operations of convviz.derivation.OPS, spelled out so that the command line starts
-# without importing SymPy (a test checks they agree).
-OP_CHOICE = click.Choice(["forward", "dw", "da", "db"])
+__all__ = ["check_command", "derive_command", "highlights_command", "types_command"]
 
 
 def _cell_text(symbol: str, cell: Cell) -> str:
@@ -33,7 +29,7 @@ def _cell_latex(label: str, cell: Cell) -> str:
 
 
 @click.command("derive")
-@click.argument("op", type=OP_CHOICE)
+@click.argument("op")
 @layer_options
 @click.option(
     "--format",
@@ -50,23 +46,26 @@ def _cell_latex(label: str, cell: Cell) -> str:
     show_default=True,
     help="How chain-rule terms are differentiated (sympy: sympy.diff on whole cells).",
 )
-def derive_command(op: str, spec: ConvSpec, fmt: str, engine: str) -> None:
+def derive_command(op: str, spec: Any, fmt: str, engine: str) -> None:
     """Print the expression of every cell that OP computes.
 
-    OP is forward (z), dw (dL/dW), da (dL/da) or db (dL/db).
+    OP is one of the layer type's ops: for conv2d forward (z), dw (dL/dW), da (dL/da)
+    or db (dL/db); `convviz types` lists every type's ops.
 
     \b
     Example:
       convviz derive dw --input 5x5 --kernel 2x2 --format latex
     """
+    check_op(spec, op)
     import numpy as np
     import sympy
 
-    from convviz.derivation import OPS, derive
+    from convviz.derivation import derive
     from convviz.highlights import Cell
 
-    derivation = derive(spec, engine=engine)  # type: ignore[arg-type]
-    info = derivation.array_info(OPS[op])
+    target = layer_type(spec).op(op).target
+    derivation = derive(spec, engine=engine, only=(target,))  # type: ignore[arg-type]
+    info = derivation.array_info(target)
     arrays = derivation.arrays_for(op)
     cells = []
     for pos, expr in np.ndenumerate(derivation.targets(op)):
@@ -80,7 +79,7 @@ def derive_command(op: str, spec: ConvSpec, fmt: str, engine: str) -> None:
                 for c, e in cells
             ],
         }
-        click.echo(json.dumps(doc, indent=1))
+        click.echo(json.dumps(doc))  # no indent: the C encoder, 10x faster
     elif fmt == "latex":
         for cell, expr in cells:
             click.echo(f"{_cell_latex(info.label, cell)} = {sympy.latex(expr)}")
@@ -90,10 +89,10 @@ def derive_command(op: str, spec: ConvSpec, fmt: str, engine: str) -> None:
 
 
 @click.command("highlights")
-@click.argument("op", type=OP_CHOICE)
+@click.argument("op")
 @layer_options
 @click.option("--json", "as_json", is_flag=True, help="Print the highlight map as JSON.")
-def highlights_command(op: str, spec: ConvSpec, as_json: bool) -> None:
+def highlights_command(op: str, spec: Any, as_json: bool) -> None:
     """Print which cells combine to compute each cell of OP's result.
 
     Steps follow the target array in row-major order.
@@ -102,12 +101,13 @@ def highlights_command(op: str, spec: ConvSpec, as_json: bool) -> None:
     Example:
       convviz highlights forward --input 6x6 --kernel 3x3 --json
     """
+    check_op(spec, op)
     from convviz.derivation import derive
     from convviz.reflection import highlight_map
 
-    hmap = highlight_map(derive(spec), op)
+    hmap = highlight_map(derive(spec, only=(layer_type(spec).op(op).target,)), op)
     if as_json:
-        click.echo(json.dumps(hmap.to_json(), indent=1))
+        click.echo(json.dumps(hmap.to_json()))  # no indent: the C encoder
         return
     for step in hmap.steps:
         parts = []
@@ -121,7 +121,7 @@ def highlights_command(op: str, spec: ConvSpec, as_json: bool) -> None:
 @click.command("check")
 @layer_options
 @click.option("--seed", default=0, show_default=True, help="Seed of the random test point.")
-def check_command(spec: ConvSpec, seed: int) -> None:
+def check_command(spec: Any, seed: int) -> None:
     """Verify the derivation: symbolic identities and numeric cross-checks.
 
     Exits 0 only if everything passes.
@@ -136,13 +136,16 @@ def check_command(spec: ConvSpec, seed: int) -> None:
 
     started = time.perf_counter()
     derivation = derive(spec)
-    click.echo(f"layer: {spec.describe()}; output {'x'.join(map(str, spec.output_shape))}")
+    output = "x".join(map(str, spec.display_shape("output"))) or "scalar"
+    click.echo(f"layer: {layer_type(spec).name}, {spec.describe()}; output {output}")
     ok = True
     for check in verify(derivation):
         status = {True: "PASS", False: "FAIL", None: "SKIP"}[check.holds]
         ok = ok and check.holds is not False
         note = f" ({check.detail})" if check.detail else ""
         click.echo(f"{status}  symbolic  {check.name}{note}")
+        if check.latex:
+            click.echo(f"          {check.latex}")
     for numeric in cross_check(derivation, seed=seed):
         status = "PASS" if numeric.passed else "FAIL"
         ok = ok and numeric.passed
@@ -152,3 +155,24 @@ def check_command(spec: ConvSpec, seed: int) -> None:
         f"in {time.perf_counter() - started:.2f} s"
     )
     sys.exit(0 if ok else 1)
+
+
+@click.command("types")
+def types_command() -> None:
+    """List the layer types, their options and their ops.
+
+    \b
+    Example:
+      convviz types
+    """
+    for name, declared in types().items():
+        click.echo(f"{name}  ({declared.torch_name}): {declared.summary}")
+        options = []
+        for option in declared.options:
+            default = "" if option.flag or option.default is None else f" {option.default}"
+            options.append(f"{option.cli}{default}")
+        click.echo("  options: --type " + name + ", " + ", ".join(options))
+        ops = ", ".join(
+            f"{op.name}" + (f" ({op.summary})" if op.summary else "") for op in declared.ops
+        )
+        click.echo(f"  ops:     {ops}")

@@ -1,4 +1,10 @@
-"""Layer options shared by every command, and their conversion into a :class:`ConvSpec`."""
+"""Layer options shared by every command, built from the layer types' declarations.
+
+``--type NAME`` chooses the layer type (default ``conv2d``); every other layer option
+(``--input``, ``--kernel``, ``--outputs``, ``--target`` ...) comes from the options the
+types declare (:mod:`convviz.layers`). An option the chosen type does not take is one line
+and exit 2, as is any rule a value breaks.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +14,13 @@ from typing import Any, TypeVar
 
 import click
 
-from convviz.spec import MAX_PRODUCTS, ConvSpec, SpecError, parse_pair, parse_shape
+from convviz.layers import DEFAULT_TYPE, layer_type, type_names, types
+from convviz.layers.base import Option
+from convviz.spec import SpecError
 
-__all__ = ["OptionError", "layer_options", "spec_from_options"]
+__all__ = ["OptionError", "check_op", "layer_options", "spec_from_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_OPTION_NAMES = {
-    "input_size": "--input",
-    "channels": "--input",
-    "kernel_size": "--kernel",
-    "stride": "--stride",
-    "padding": "--padding",
-    "dilation": "--dilation",
-    "filters": "--filters",
-    "layer": "--layer",
-    "bias": "--no-bias",
-}
 
 
 class OptionError(click.ClickException):
@@ -33,111 +29,95 @@ class OptionError(click.ClickException):
     exit_code = 2
 
 
+def _all_options() -> dict[str, tuple[Option, list[str]]]:
+    """Every option key, the first declaration of it, and the types that take it."""
+    found: dict[str, tuple[Option, list[str]]] = {}
+    for name, declared in types().items():
+        for option in declared.options:
+            entry = found.setdefault(option.key, (option, []))
+            entry[1].append(name)
+    return found
+
+
+def _param(key: str) -> str:
+    return f"layer_{key}"
+
+
+def _help(option: Option, takers: list[str]) -> str:
+    default = f" [default: {option.default}]" if isinstance(option.default, str) else ""
+    if len(takers) == len(types()):
+        return option.help + default
+    shown = ", ".join(takers)
+    return f"{option.help}{default if takers == [DEFAULT_TYPE] else ''} (types: {shown})"
+
+
 def layer_options(func: F) -> F:
-    """Add the layer options (``--input``, ``--kernel``, ...) to a command."""
+    """Add ``--type`` and the layer options to a command; pass it ``spec``."""
+    declared = _all_options()
     options = [
         click.option(
-            "--input",
-            "input_text",
-            default="6x6",
+            "--type",
+            "type_name",
+            type=click.Choice(type_names()),
+            default=DEFAULT_TYPE,
             show_default=True,
-            metavar="[C]xHxW",
-            help="Input size, channels first when more than one: 6x6 or 3x6x6.",
-        ),
-        click.option(
-            "--kernel",
-            "kernel_text",
-            default="3x3",
-            show_default=True,
-            metavar="HxW",
-            help="Kernel size (rectangular allowed).",
-        ),
-        click.option("--stride", "stride_text", default="1", show_default=True, metavar="S|SHxSW"),
-        click.option(
-            "--padding",
-            "padding_text",
-            default="0",
-            show_default=True,
-            metavar="P|PHxPW",
-            help="Zero padding on every side.",
-        ),
-        click.option(
-            "--dilation", "dilation_text", default="1", show_default=True, metavar="D|DHxDW"
-        ),
-        click.option(
-            "--filters",
-            "filters_text",
-            default="1",
-            show_default=True,
-            metavar="F",
-            help="Output channels (number of kernels).",
-        ),
-        click.option("--no-bias", is_flag=True, help="Layer without a bias term."),
-        click.option(
-            "--layer",
-            "layer_text",
-            default="2",
-            show_default=True,
-            metavar="L",
-            help=(
-                "Layer number used in labels (a^[L-1], W^[L], z^[L]). Layers are limited to "
-                f"{MAX_PRODUCTS:,} multiplications in the forward pass "
-                "(64x64 input with a 5x5 kernel has 90,000)."
-            ),
-        ),
+            help="Layer type (see `convviz types` for each type's options and ops).",
+        )
     ]
-    for option in reversed(options):
-        func = option(func)
+    for key, (option, takers) in declared.items():
+        if option.flag:
+            options.append(
+                click.option(option.cli, _param(key), is_flag=True, default=False,
+                             help=_help(option, takers))
+            )
+        else:
+            options.append(
+                click.option(option.cli, _param(key), default=None, metavar=option.metavar,
+                             help=_help(option, takers))
+            )
+    for decorator in reversed(options):
+        func = decorator(func)
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        kwargs["spec"] = spec_from_options(
-            kwargs.pop("input_text"),
-            kwargs.pop("kernel_text"),
-            kwargs.pop("stride_text"),
-            kwargs.pop("padding_text"),
-            kwargs.pop("dilation_text"),
-            kwargs.pop("filters_text"),
-            kwargs.pop("no_bias"),
-            kwargs.pop("layer_text"),
-        )
+        ctx = click.get_current_context()
+        type_name = kwargs.pop("type_name")
+        given: dict[str, Any] = {}
+        for key, (option, _) in declared.items():
+            value = kwargs.pop(_param(key))
+            source = ctx.get_parameter_source(_param(key))
+            if source is None or source.name == "DEFAULT":
+                continue
+            given[key] = (not value) if option.flag else value
+        kwargs["spec"] = spec_from_options(type_name, given)
         return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
 
-def _count(name: str, text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise SpecError(name, f"must be a positive integer, got {text!r}")
-    return int(text)
-
-
-def spec_from_options(
-    input_text: str,
-    kernel_text: str,
-    stride_text: str,
-    padding_text: str,
-    dilation_text: str,
-    filters_text: str,
-    no_bias: bool,
-    layer_text: str,
-) -> ConvSpec:
-    """Build the spec, turning any rule it breaks into an :class:`OptionError`."""
+def spec_from_options(type_name: str, given: dict[str, Any]) -> Any:
+    """Build the spec of ``type_name`` from the options given, as an :class:`OptionError`."""
+    declared = layer_type(type_name)
+    flags = {o.key: o.cli for o in declared.options}
+    for key in given:
+        if key not in flags:
+            every = _all_options()
+            option = every[key][0] if key in every else None
+            flag = option.cli if option is not None else f"--{key}"
+            takes = " ".join(sorted(flags.values()))
+            raise OptionError(f"{flag}: {type_name} does not take this option (it takes {takes})")
     try:
-        shape = parse_shape("input_size", input_text, allowed=(2, 3))
-        channels = shape[0] if len(shape) == 3 else 1
-        kernel = parse_shape("kernel_size", kernel_text, allowed=(2,))
-        return ConvSpec(
-            input_size=(shape[-2], shape[-1]),
-            kernel_size=(kernel[0], kernel[1]),
-            stride=parse_pair("stride", stride_text, minimum=1),
-            padding=parse_pair("padding", padding_text, minimum=0),
-            dilation=parse_pair("dilation", dilation_text, minimum=1),
-            channels=channels,
-            filters=_count("filters", filters_text),
-            bias=not no_bias,
-            layer=_count("layer", layer_text),
-        )
+        return declared.build(given)
     except SpecError as err:
-        option = _OPTION_NAMES.get(err.field_name, err.field_name)
-        raise OptionError(f"{option}: {err.rule}") from None
+        raise OptionError(f"{flags.get(err.field_name, err.field_name)}: {err.rule}") from None
+
+
+def check_op(spec: Any, op: str, *, extra: tuple[str, ...] = ()) -> str:
+    """Check that ``op`` is one of the spec's type's ops (or ``extra``), as an OptionError."""
+    declared = layer_type(spec)
+    names = (*declared.op_names, *extra)
+    if op not in names:
+        raise OptionError(
+            f"OP: {declared.name} has no op {op!r}; expected one of {', '.join(names)}"
+        )
+    return op

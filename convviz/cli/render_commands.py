@@ -9,13 +9,17 @@ from typing import Any
 
 import click
 
-from convviz.cli.options import OptionError, layer_options
+from convviz.cli.options import OptionError, check_op, layer_options
 from convviz.config import ConfigError, SettingError, check_setting, find_defaults
-from convviz.spec import ConvSpec
+from convviz.layers import layer_type
 
-__all__ = ["COMMANDS", "render_command"]
+__all__ = ["COMMANDS", "clip_ops", "render_command"]
 
-CLIPS = ("forward", "dw", "da", "db", "da-full")
+
+def clip_ops(spec: Any) -> list[str]:
+    """The clips ``all`` renders for a layer: every op the spec has (no db without bias)."""
+    declared = layer_type(spec)
+    return [op.name for op in declared.ops if not op.needs or getattr(spec, op.needs)]
 
 
 class RenderFailed(click.ClickException):
@@ -46,7 +50,7 @@ def _progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None
 
 
 @click.command("render")
-@click.argument("op", type=click.Choice([*CLIPS, "all"]))
+@click.argument("op")
 @layer_options
 @click.option(
     "-q",
@@ -117,7 +121,7 @@ def _progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None
 )
 def render_command(
     op: str,
-    spec: ConvSpec,
+    spec: Any,
     quality: str | None,
     fmt: str | None,
     transparent: bool,
@@ -134,7 +138,8 @@ def render_command(
 ) -> None:
     """Render the animation of OP to a video.
 
-    OP is forward, dw, da, db, da-full (dL/da as a full correlation) or all.
+    OP is one of the layer type's ops or all: for conv2d forward, dw, da, db or da-full
+    (dL/da as a full correlation); `convviz types` lists every type's ops.
 
     \b
     Examples:
@@ -155,7 +160,7 @@ def render_command(
     step_time = step_time if step_time is not None else project.step_time or 1.0
     fps = fps if fps is not None else project.fps
     media = project.output_dir or Path("media")
-    ops = list(CLIPS) if op == "all" else [op]
+    ops = clip_ops(spec) if op == "all" else [check_op(spec, op)]
     if op == "all" and output is not None and output.suffix:
         raise OptionError("-o: with 'all', give a directory, not a file name")
     chosen = fmt or (output.suffix.lstrip(".").lower() if output and output.suffix else "mp4")

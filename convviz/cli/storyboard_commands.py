@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from convviz.cli.options import OptionError, layer_options
-from convviz.spec import ConvSpec
+from convviz.cli.options import OptionError, check_op, layer_options
+from convviz.layers import layer_type
 
 __all__ = ["COMMANDS", "storyboard_command"]
 
@@ -20,8 +21,15 @@ _TITLES = {
 }
 
 
+def _title(spec: Any, op: str) -> str:
+    if spec.TYPE == "conv2d":
+        return _TITLES[op]
+    declared = layer_type(spec)
+    return f"{declared.torch_name} {op}"
+
+
 @click.command("storyboard")
-@click.argument("op", type=click.Choice(list(_TITLES)))
+@click.argument("op")
 @layer_options
 @click.option(
     "-o",
@@ -44,7 +52,7 @@ _TITLES = {
 )
 def storyboard_command(
     op: str,
-    spec: ConvSpec,
+    spec: Any,
     output: Path | None,
     every: int,
     columns: int | None,
@@ -62,7 +70,9 @@ def storyboard_command(
       convviz storyboard forward -o forward.pdf
       convviz storyboard dw --input 8x8 --every 4 --theme light -o dw.svg
     """
-    target = output or Path("media") / f"storyboard_{op}_{spec.slug()}.png"
+    check_op(spec, op)
+    kind = "" if spec.TYPE == "conv2d" else f"{spec.TYPE}_"
+    target = output or Path("media") / f"storyboard_{op}_{kind}{spec.slug()}.png"
     if target.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise OptionError(f"-o: a storyboard is .png, .pdf or .svg, not {target.suffix or target}")
     if every < 1:
@@ -85,7 +95,7 @@ def storyboard_command(
             spec, op, every=every, theme=chosen, tex=resolve_tex(tex), max_steps=max_steps
         )
         written = write_storyboard(
-            target, frames, title=f"{_TITLES[op]}: {spec.describe()}", theme=chosen,
+            target, frames, title=f"{_title(spec, op)}: {spec.describe()}", theme=chosen,
             columns=columns,
         )
     except (RenderError, LayoutError) as err:

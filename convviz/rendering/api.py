@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convviz.notation import SHORT_NAMES
+from convviz.layers import layer_type
 from convviz.rendering.output import (
     FORMATS,
     QUALITIES,
@@ -20,7 +20,6 @@ from convviz.rendering.output import (
     render_scene,
     write_chapters,
 )
-from convviz.rendering.plan import CLIP_OPS
 from convviz.rendering.plan_cache import start_plan
 from convviz.rendering.theme import DARK, Theme
 from convviz.spec import ConvSpec
@@ -42,9 +41,13 @@ class RenderResult:
     timeline: dict[str, Any]
 
 
-def default_output(spec: ConvSpec, op: str, fmt: str = "mp4", root: Path | None = None) -> Path:
-    """``media/<op>_<layer slug>.<fmt>``, e.g. ``media/forward_6x6_k3x3.mp4``."""
-    return (root or Path("media")) / f"{op}_{spec.slug()}.{fmt}"
+def default_output(spec: Any, op: str, fmt: str = "mp4", root: Path | None = None) -> Path:
+    """``media/<op>_<layer slug>.<fmt>``, e.g. ``media/forward_6x6_k3x3.mp4``.
+
+    Types other than conv2d put their name first: ``media/forward_maxpool2d_4x4_k2x2.mp4``.
+    """
+    kind = "" if spec.TYPE == "conv2d" else f"{spec.TYPE}_"
+    return (root or Path("media")) / f"{op}_{kind}{spec.slug()}.{fmt}"
 
 
 #: Values of the ``tex`` option.
@@ -78,10 +81,11 @@ def resolve_tex(tex: str) -> str:
     return "typst"
 
 
-def _check(op: str, quality: str, fmt: str, transparent: bool, fps: int | None,
+def _check(spec: Any, op: str, quality: str, fmt: str, transparent: bool, fps: int | None,
            step_time: float, max_steps: int | None) -> None:
-    if op not in CLIP_OPS:
-        raise RenderError(f"unknown clip {op!r}; choose one of {', '.join(CLIP_OPS)}")
+    ops = layer_type(spec).op_names
+    if op not in ops:
+        raise RenderError(f"unknown clip {op!r}; choose one of {', '.join(ops)}")
     if quality not in QUALITIES:
         raise RenderError(f"unknown quality {quality!r}; choose one of {', '.join(QUALITIES)}")
     if fmt not in FORMATS:
@@ -125,9 +129,15 @@ def render_clip(
     See :func:`render` for the parameters.
     """
     chosen = (fmt or (Path(output).suffix.lstrip(".") if output else "mp4")).lower()
-    _check(op, quality, chosen, transparent, fps, step_time, max_steps)
-    if op == "db" and not spec.bias:
-        raise RenderError("db: the layer has no bias (--no-bias), so there is no dL/db to show")
+    _check(spec, op, quality, chosen, transparent, fps, step_time, max_steps)
+    declared = layer_type(spec)
+    needs = declared.op(op).needs
+    if needs and not getattr(spec, needs):
+        short = declared.array(declared.op(op).target).short
+        raise RenderError(
+            f"{op}: the layer has no {needs} (--no-{needs}), so there is no dL/{short} "
+            "to show"
+        )
     target = Path(output) if output is not None else default_output(spec, op, chosen)
     backend = resolve_tex(tex)
     if slides is not None and chosen != "mp4":
@@ -140,7 +150,7 @@ def render_clip(
 
     plan = job.result()
     holder: list[ConvolutionScene] = []
-    cls: type[ConvolutionScene] = scene_class(op)
+    cls: type[ConvolutionScene] = scene_class(op, spec.TYPE)
 
     def factory() -> ConvolutionScene:
         scene = cls(
@@ -279,21 +289,29 @@ def render(
     return result.video
 
 
-def _cell_name(role: str, index: list[int]) -> str:
-    name = SHORT_NAMES[role]
+def plain_name(short: str) -> str:
+    r"""A short LaTeX cell name as plain text: ``\hat{y}`` becomes ``ŷ``."""
+    import re
+
+    text = re.sub(r"\\hat\{(\w)\}", "\\1\u0302", short)
+    text = re.sub(r"\\mathcal\{(\w)\}", "\\1", text)
+    return text.replace("\\", "")
+
+
+def _cell_name(name: str, index: list[int]) -> str:
     return f"{name}[{','.join(str(i) for i in index)}]" if index else name
 
 
 def chapter_list(doc: dict[str, Any]) -> list[Chapter]:
     """One chapter per step, titled with the cell it computes (e.g. ``z[1,2]``)."""
-    return [
-        Chapter(
-            step["start"],
-            step["end"],
-            _cell_name(step["target"]["role"], step["target"]["index"]),
+    chapters = []
+    for step in doc["steps"]:
+        role = step["target"]["role"]
+        name = doc["arrays"].get(role, {}).get("name", role)
+        chapters.append(
+            Chapter(step["start"], step["end"], _cell_name(name, step["target"]["index"]))
         )
-        for step in doc["steps"]
-    ]
+    return chapters
 
 
 def timeline_document(
@@ -313,6 +331,7 @@ def timeline_document(
             cells[key] = [round(left, 2), round(top, 2), round(right, 2), round(bottom, 2)]
         arrays[array.role] = {
             "label": array.label,
+            "name": plain_name(array.short),
             "shape": list(shape),
             "cells": cells,
         }

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from convviz.config import FORMATS
+from convviz.config import QUALITIES as QUALITY_NAMES
+
 __all__ = [
     "FORMATS",
     "OWNED_KEYS",
@@ -64,8 +67,7 @@ QUALITIES: Mapping[str, Quality] = {
     "k": Quality(3840, 2160, 60),
 }
 
-#: Output formats; ``png`` is the last frame only.
-FORMATS: tuple[str, ...] = ("mp4", "gif", "webm", "mov", "png")
+assert tuple(QUALITIES) == QUALITY_NAMES, "convviz.config.QUALITIES must name every quality"
 
 #: Config keys :func:`render_scene` sets itself; callers may not override them.
 OWNED_KEYS: frozenset[str] = frozenset(

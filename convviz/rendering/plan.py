@@ -1,4 +1,4 @@
-"""What a clip shows, as plain data: grids, cell positions, and one entry per step.
+r"""What a clip shows, as plain data: grids, cell positions, and one entry per step.
 
 A :class:`ScenePlan` is computed from a layer's highlight map and nothing else about
 which cells light up; the scene classes only draw it. Keeping it free of manim makes it
@@ -6,18 +6,23 @@ cheap to test and lets the timeline, the chapters and the storyboard share it.
 
 Geometry that is not a highlight (where padding goes, where the kernel window sits,
 where each ``dz`` cell lands in the spread-out grid of the full correlation) comes from
-the layer spec.
+the layer type's declaration (:mod:`convviz.layers`). Operands, operators and captions
+come from the op's declaration.
+
+Long axes are elided: a vector of 784 cells shows its first cells, a ``\vdots`` cell and
+its last cells, plus every cell that a shown step computes; cells that are not drawn light
+up the ellipsis cell that stands for them.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from convviz.highlights import Cell, Index
-from convviz.notation import cell_latex, step_latex
+from convviz.notation import SHORT_NAMES, cell_latex, step_latex
 
 if TYPE_CHECKING:  # SymPy-backed modules are imported only when a plan is computed
     from convviz.derivation import Derivation
@@ -25,6 +30,7 @@ if TYPE_CHECKING:  # SymPy-backed modules are imported only when a plan is compu
 
 __all__ = [
     "CLIP_OPS",
+    "ELIDE_ABOVE",
     "ArrayPlan",
     "Footprint",
     "GridPlan",
@@ -33,8 +39,15 @@ __all__ = [
     "plan_scene",
 ]
 
-#: Clips convviz renders; ``da-full`` is dL/da drawn as a full correlation.
+#: conv2d's clips; ``da-full`` is dL/da drawn as a full correlation. Other layer types
+#: render their own ops (:attr:`convviz.layers.base.LayerType.ops`).
 CLIP_OPS: tuple[str, ...] = ("forward", "dw", "da", "db", "da-full")
+
+#: Axes longer than this are drawn elided (first cells, an ellipsis, last cells).
+ELIDE_ABOVE = 16
+
+#: Cells kept at each end of an elided axis.
+ELIDE_KEEP = 4
 
 GridKey = tuple[int, int]
 
@@ -75,6 +88,7 @@ class ArrayPlan:
     label: str
     grids: tuple[GridPlan, ...]
     positions: Mapping[Index, tuple[int, GridKey]]
+    short: str = ""
 
     def locate(self, index: Index) -> tuple[int, GridKey]:
         """Slice number and ``(row, col)`` of a display index."""
@@ -130,7 +144,6 @@ class ScenePlan:
     identity: str | None
     rotate_kernel: bool = False
     caption: str = ""
-    total_steps: int = field(default=0)
 
     def array(self, role: str) -> ArrayPlan:
         """The plan of the array playing ``role``."""
@@ -151,24 +164,59 @@ def _slices(shape: Index) -> tuple[list[Index], int, int]:
     return leads, shape[-2], shape[-1]
 
 
-def _grid_key(shape: Index, index: Index) -> tuple[Index, GridKey]:
-    if len(shape) == 0:
-        return (), (1, 1)
-    if len(shape) == 1:
-        return (), (index[0], 1)
-    return index[:-2], (index[-2], index[-1])
-
-
-def _slice_title(label: str, role: str, lead: Index, shape: Index) -> str:
+def _slice_title(label: str, role: str, lead: Index, shape: Index, axes: str = "") -> str:
     if not lead:
         return label
+    if axes and len(axes) == len(lead):
+        inner = r",\,".join(f"{a}={i}" for a, i in zip(axes, lead, strict=True))
+        return rf"{label}_{{{inner}}}"
     if role in ("kernel", "grad_kernel") and len(shape) == 4:
         return rf"{label}_{{f={lead[0]},\,c={lead[1]}}}"
     if role in ("kernel", "grad_kernel"):
-        # one leading axis: filters when F > 1, channels when C > 1 (decided by caller)
         return rf"{label}_{{{lead[0]}}}"
     axis = "c" if role in ("input", "grad_input") else "f"
     return rf"{label}_{{{axis}={lead[0]}}}"
+
+
+def axis_slots(n: int, needed: set[int]) -> list[int | None]:
+    """The cells drawn along an axis of ``n`` cells, ``None`` for an ellipsis cell.
+
+    Short axes are drawn whole. A long one keeps :data:`ELIDE_KEEP` cells at each end and
+    the ``needed`` ones (the cells the shown steps compute).
+    """
+    if n <= ELIDE_ABOVE:
+        return list(range(1, n + 1))
+    keep = set(range(1, ELIDE_KEEP + 1)) | set(range(n - ELIDE_KEEP + 1, n + 1))
+    keep |= {i for i in needed if 1 <= i <= n}
+    out: list[int | None] = []
+    previous = 0
+    for i in sorted(keep):
+        if i - previous > 1:
+            out.append(None)
+        out.append(i)
+        previous = i
+    return out
+
+
+def _slot_of(slots: list[int | None]) -> dict[int, int]:
+    """1-based slot of every cell of the axis (elided cells: their ellipsis slot)."""
+    out: dict[int, int] = {}
+    pending: int | None = None
+    previous = 0
+    for slot, value in enumerate(slots, start=1):
+        if value is None:
+            pending = slot
+            continue
+        if pending is not None:
+            for i in range(previous + 1, value):
+                out[i] = pending
+            pending = None
+        out[value] = slot
+        previous = value
+    return out
+
+
+_ELLIPSIS = {(True, False): r"\vdots", (False, True): r"\cdots", (True, True): r"\ddots"}
 
 
 def _array_plan(
@@ -178,8 +226,13 @@ def _array_plan(
     *,
     padding: tuple[int, int] = (0, 0),
     kernel_axis: str = "",
+    names: Mapping[str, str] | None = None,
+    axes: str = "",
+    needed: tuple[set[int], set[int]] = (set(), set()),
 ) -> ArrayPlan:
     leads, rows, cols = _slices(shape)
+    row_slots, col_slots = axis_slots(rows, needed[0]), axis_slots(cols, needed[1])
+    row_of, col_of = _slot_of(row_slots), _slot_of(col_slots)
     grids = []
     positions: dict[Index, tuple[int, GridKey]] = {}
     for n, lead in enumerate(leads):
@@ -192,17 +245,25 @@ def _array_plan(
                     index = (r,)
                 else:
                     index = (*lead, r, c)
-                labels[(r, c)] = cell_latex(role, index)
-                positions[index] = (n, (r, c))
-        title = _slice_title(label, role, lead, shape)
-        if kernel_axis and len(lead) == 1:
+                key = (row_of[r], col_of[c])
+                positions[index] = (n, key)
+                if row_slots[key[0] - 1] is not None and col_slots[key[1] - 1] is not None:
+                    labels[key] = cell_latex(role, index, names)
+        for sr, rv in enumerate(row_slots, start=1):
+            for sc, cv in enumerate(col_slots, start=1):
+                if rv is None or cv is None:
+                    labels[(sr, sc)] = _ELLIPSIS[(rv is None, cv is None)]
+        title = _slice_title(label, role, lead, shape, axes)
+        if kernel_axis and len(lead) == 1 and not axes:
             title = rf"{label}_{{{kernel_axis}={lead[0]}}}"
-        grids.append(GridPlan(lead, rows, cols, padding, title, labels))
-    return ArrayPlan(role, label, tuple(grids), positions)
+        grids.append(GridPlan(lead, len(row_slots), len(col_slots), padding, title, labels))
+    return ArrayPlan(role, label, tuple(grids), positions, (names or SHORT_NAMES)[role])
 
 
 def _kernel_axis(derivation: Derivation) -> str:
     spec = derivation.spec
+    if derivation.layer.name != "conv2d":
+        return ""
     if spec.filters > 1 and spec.channels == 1:
         return "f"
     if spec.channels > 1 and spec.filters == 1:
@@ -237,7 +298,7 @@ def _spread_grad_output(derivation: Derivation, label: str) -> ArrayPlan:
         )
         title = _slice_title(label, "grad_output", lead, shape)
         grids.append(GridPlan(lead, rows, cols, (0, 0), title, labels, zeros))
-    return ArrayPlan("grad_output", label, tuple(grids), positions)
+    return ArrayPlan("grad_output", label, tuple(grids), positions, "dz")
 
 
 def _rotated_kernel(base: ArrayPlan, derivation: Derivation) -> ArrayPlan:
@@ -257,63 +318,34 @@ def _rotated_kernel(base: ArrayPlan, derivation: Derivation) -> ArrayPlan:
         }
         title = grid.title.replace(base.label, rf"\operatorname{{rot180}}({base.label})", 1)
         grids.append(GridPlan(grid.lead, grid.rows, grid.cols, (0, 0), title, labels))
-    return ArrayPlan("kernel", base.label, tuple(grids), positions)
+    return ArrayPlan("kernel", base.label, tuple(grids), positions, base.short)
 
 
-def _footprints(
-    op: str, derivation: Derivation, target: Cell, arrays: Mapping[str, ArrayPlan]
-) -> tuple[Footprint, ...]:
-    if op not in ("forward", "dw", "da-full"):
-        return ()
-    spec = derivation.spec
-    (sh, sw), (ph, pw), (dh, dw) = spec.stride, spec.padding, spec.dilation
-    kh, kw = spec.kernel_size
-    oh, ow = spec.output_size
-    *_, i, j = target.index
-    if op == "forward":
-        top, left = (i - 1) * sh + 1 - ph, (j - 1) * sw + 1 - pw
-        span = ((kh - 1) * dh, (kw - 1) * dw)
-        slices = range(len(arrays["input"].grids))
-        role = "input"
-    elif op == "dw":
-        top, left = (i - 1) * dh + 1 - ph, (j - 1) * dw + 1 - pw
-        span = ((oh - 1) * sh, (ow - 1) * sw)
-        channel = target.index[-3] if spec.channels > 1 else 1
-        slices = range(channel - 1, channel)
-        role = "input"
-    elif op == "da-full":
-        from convviz.identities import FullConvolutionView
-
-        top, left = FullConvolutionView(spec).window(target.index)[0]
-        span = ((kh - 1) * dh, (kw - 1) * dw)
-        slices = range(len(arrays["grad_output"].grids))
-        role = "grad_output"
-    else:
-        return ()
-    return tuple(
-        Footprint(role, n, (top, left), (top + span[0], left + span[1])) for n in slices
-    )
+def _operators(derivation: Derivation, op: str) -> tuple[str, ...]:
+    """The op's operators, without the one before an operand the spec leaves out."""
+    decl = derivation.layer.op(op)
+    operators = list(decl.operators)
+    for n in reversed(range(len(decl.operands))):
+        if not derivation.has(decl.operands[n]) and operators:
+            del operators[max(n - 1, 0)]
+    return tuple(operators)
 
 
-_OPERATORS = {
-    "forward": ("*", "+", "="),
-    "dw": ("*", "="),
-    "da": (r",", r"\Rightarrow"),
-    "db": (r"\Rightarrow",),
-    "da-full": (r"*_{\mathrm{full}}", "="),
-}
-
-_CAPTIONS = {
-    "forward": r"\text{Forward pass: each } z \text{ cell is a window of } a "
-    r"\text{ times } W \text{, plus } b",
-    "dw": r"\text{Weight gradient: each } dW \text{ cell sums } dz \text{ times the inputs "
-    r"that weight met}",
-    "da": r"\text{Input gradient: each } da \text{ cell sums } dz \text{ times the weights "
-    r"that input met}",
-    "db": r"\text{Bias gradient: } db \text{ sums every } dz",
-    "da-full": r"\text{Input gradient as a full correlation of } dz \text{ with } "
-    r"\operatorname{rot180}(W)",
-}
+def _needed(
+    steps: tuple[Any, ...], shapes: Mapping[str, Index]
+) -> dict[str, tuple[set[int], set[int]]]:
+    """Per role, the row and column numbers the shown steps' targets sit at."""
+    out: dict[str, tuple[set[int], set[int]]] = {}
+    for step in steps:
+        role, index = step.target.role, step.target.index
+        shape = shapes.get(role, ())
+        rows, cols = out.setdefault(role, (set(), set()))
+        if len(shape) == 1:
+            rows.add(index[0])
+        elif len(shape) >= 2:
+            rows.add(index[-2])
+            cols.add(index[-1])
+    return out
 
 
 def plan_scene(
@@ -330,37 +362,47 @@ def plan_scene(
     derivation
         The layer, derived.
     op
-        One of :data:`CLIP_OPS`.
+        One of the layer type's ops (conv2d: :data:`CLIP_OPS`).
     max_steps
         Keep only the first steps (``None``: all of them).
     verify_identity
         Check the closing identity with SymPy; when False no identity is shown.
     """
-    if op not in CLIP_OPS:
-        raise ValueError(f"unknown clip {op!r}; expected one of {', '.join(CLIP_OPS)}")
+    layer = derivation.layer
+    if op not in layer.op_names:
+        raise ValueError(f"unknown clip {op!r}; expected one of {', '.join(layer.op_names)}")
     from convviz.reflection import highlight_map
 
-    map_op = "da" if op == "da-full" else op
-    hmap: HighlightMap = highlight_map(derivation, map_op)
+    decl = layer.op(op)
+    map_op = decl.highlights_op
+    hmap: HighlightMap = highlight_map(derivation, op)
+    steps = hmap.steps if max_steps is None else hmap.steps[:max_steps]
     axis = _kernel_axis(derivation)
+    names = {a.role: a.short for a in layer.all_arrays}
+    reading = {a.role: a.reading for a in layer.all_arrays}
+    shapes = {role: info.shape for role, info in hmap.arrays.items()}
+    needed = _needed(steps, shapes)
     plans: dict[str, ArrayPlan] = {}
     for role, info in hmap.arrays.items():
-        padding = derivation.spec.padding if role == "input" else (0, 0)
-        kernel_axis = axis if role in ("kernel", "grad_kernel") else ""
         plans[role] = _array_plan(
-            role, info.label, info.shape, padding=padding, kernel_axis=kernel_axis
+            role,
+            info.label,
+            info.shape,
+            padding=layer.padding(derivation.spec, role),
+            kernel_axis=axis if role in ("kernel", "grad_kernel") else "",
+            names=names,
+            axes=layer.array(role).axes,
+            needed=needed.get(role, (set(), set())),
         )
-    if op == "da-full":
+    if decl.view == "full-correlation":
         plans["grad_output"] = _spread_grad_output(derivation, hmap.arrays["grad_output"].label)
         plans["kernel"] = _rotated_kernel(plans["kernel"], derivation)
-
-    steps = hmap.steps if max_steps is None else hmap.steps[:max_steps]
     step_plans = tuple(
         StepPlan(
             target=step.target,
             highlights=step.highlights,
-            footprints=_footprints(op, derivation, step.target, plans),
-            equation=step_latex(step),
+            footprints=_footprints(derivation, op, step.target, plans),
+            equation=step_latex(step, names=names, reading=reading),
         )
         for step in steps
     )
@@ -368,13 +410,30 @@ def plan_scene(
     return ScenePlan(
         op=op,
         arrays=tuple(plans.values()),
-        operators=_OPERATORS[op] if derivation.spec.bias or op != "forward" else ("*", "="),
+        operators=_operators(derivation, op),
         steps=step_plans,
         identity=identity,
-        rotate_kernel=op == "da-full",
-        caption=_CAPTIONS[op],
-        total_steps=len(hmap.steps),
+        rotate_kernel=decl.view == "full-correlation",
+        caption=decl.caption,
     )
+
+
+def _footprints(
+    derivation: Derivation, op: str, target: Cell, arrays: Mapping[str, ArrayPlan]
+) -> tuple[Footprint, ...]:
+    window = derivation.layer.window
+    if window is None:
+        return ()
+    found = window(derivation.spec, op, target.index)
+    out = []
+    for role, slices, first, last in found:
+        if role not in arrays:
+            continue
+        count = len(arrays[role].grids)
+        for n in slices if slices is not None else range(count):
+            if 0 <= n < count:
+                out.append(Footprint(role, n, first, last))
+    return tuple(out)
 
 
 def _identity(derivation: Derivation, op: str) -> str | None:
@@ -389,34 +448,36 @@ def _identity(derivation: Derivation, op: str) -> str | None:
 
 
 def _forward_identity(derivation: Derivation, samples: int = 48) -> str | None:
-    """``z = a * W + b``, shown only if the symbolic forward pass matches the numbers.
+    """The type's forward identity (``z = a * W + b``), shown only if the numbers agree.
 
     Up to ``samples`` output cells (spread over the whole output) are evaluated at a
     random point by substituting numbers into their expressions, and compared with the
-    explicit-loop reference; that is cheap at any layer size, unlike ``lambdify``.
+    type's explicit-loop reference; that is cheap at any layer size, unlike ``lambdify``.
     """
     import numpy as np
     import sympy
 
-    from convviz.numeric import random_point, reference_correlate
+    from convviz.numeric import random_values
 
-    spec = derivation.spec
-    point = random_point(spec)
-    expected = reference_correlate(point.input, point.kernel, point.bias, spec)
+    layer, spec = derivation.layer, derivation.spec
+    if layer.forward_latex is None or layer.reference is None:
+        return None
+    point = random_values(derivation)
+    expected = np.asarray(layer.reference(spec, point), dtype=float).reshape(-1)
     values: dict[sympy.Basic, float] = {}
-    for role, numbers in (("input", point.input), ("kernel", point.kernel), ("bias", point.bias)):
+    for role, numbers in point.items():
+        if role == "grad_output":
+            continue
         for pos, cell in np.ndenumerate(derivation.array(role)):
-            if cell is not sympy.S.Zero:
+            if isinstance(cell, sympy.Indexed | sympy.Symbol):
                 values[cell] = float(numbers[pos])
     outputs = derivation.output.reshape(-1)
     picks = np.unique(np.linspace(0, len(outputs) - 1, min(samples, len(outputs))).astype(int))
     for k in picks:
         got = _value(outputs[k], values)
-        if abs(got - float(expected.reshape(-1)[k])) > 1e-9:
+        if abs(got - float(expected[k])) > 1e-9:
             return None
-    s = derivation.symbols
-    bias = f" + {s.bias}" if spec.bias else ""
-    return f"{s.output} = {s.input} * {s.kernel}{bias}"
+    return layer.forward_latex(spec)
 
 
 def _value(expr: Any, values: Mapping[Any, float]) -> float:

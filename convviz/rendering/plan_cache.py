@@ -27,35 +27,40 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 from convviz.rendering.plan import ScenePlan
-from convviz.spec import ConvSpec
 
 __all__ = ["PlanJob", "cached_plan", "plan_path", "start_plan"]
 
-#: Modules whose source decides a plan (paths relative to the package).
-_PLAN_MODULES = (
-    "spec", "conv", "arithmetic", "symbolic", "gradients", "derivation", "reflection",
-    "highlights", "identities", "numeric", "notation", "rendering/plan",
-)
+_DIGEST: list[str] = []
 
 
 def _source_digest() -> str:
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for name in _PLAN_MODULES:
-        digest.update((root / f"{name}.py").read_bytes())
-    return digest.hexdigest()
+    """sha256 of the source of every module of the package (computed once per process).
+
+    Hashing the whole package, rather than a hand-kept list of the modules that decide a
+    plan, means no change to any declaration or core module can serve a stale plan.
+    """
+    if not _DIGEST:
+        root = Path(__file__).resolve().parents[1]
+        digest = hashlib.sha256()
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+        _DIGEST.append(digest.hexdigest())
+    return _DIGEST[0]
 
 
-def plan_path(spec: ConvSpec, op: str, max_steps: int | None) -> Path:
+def plan_path(spec: Any, op: str, max_steps: int | None) -> Path:
     """Where the plan of this clip is cached."""
     from convviz import __version__
     from convviz.rendering.output import default_tex_cache
 
     key = hashlib.sha256(
         json.dumps(
-            [__version__, _source_digest(), dataclasses.asdict(spec), op, max_steps],
+            [__version__, _source_digest(), spec.TYPE, dataclasses.asdict(spec), op,
+             max_steps],
             sort_keys=True,
         ).encode()
     ).hexdigest()[:32]
@@ -71,7 +76,7 @@ def _load(path: Path) -> ScenePlan | None:
     return plan if isinstance(plan, ScenePlan) else None
 
 
-def _derive_and_store(spec: ConvSpec, op: str, max_steps: int | None, path: Path) -> ScenePlan:
+def _derive_and_store(spec: Any, op: str, max_steps: int | None, path: Path) -> ScenePlan:
     from convviz.derivation import derive
     from convviz.rendering.plan import plan_scene
 
@@ -93,7 +98,7 @@ def _derive_and_store(spec: ConvSpec, op: str, max_steps: int | None, path: Path
 class PlanJob:
     """A plan on its way: :meth:`result` returns it (waiting for the child, if any)."""
 
-    spec: ConvSpec
+    spec: Any
     op: str
     max_steps: int | None
     path: Path
@@ -115,7 +120,7 @@ class PlanJob:
         )
 
 
-def cached_plan(spec: ConvSpec, op: str, max_steps: int | None) -> ScenePlan:
+def cached_plan(spec: Any, op: str, max_steps: int | None) -> ScenePlan:
     """The plan of a clip: from the plan cache, or derived here (and then cached)."""
     return PlanJob(spec, op, max_steps, plan_path(spec, op, max_steps)).result()
 
@@ -131,7 +136,7 @@ def _can_fork() -> bool:
 
 
 def start_plan(
-    spec: ConvSpec, op: str, max_steps: int | None, *, latex_dir: Path | None = None
+    spec: Any, op: str, max_steps: int | None, *, latex_dir: Path | None = None
 ) -> PlanJob:
     """Start getting a clip's plan: cached, or derived by a child process in parallel.
 

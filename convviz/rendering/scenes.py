@@ -56,6 +56,7 @@ __all__ = [
     "ForwardConvolution",
     "InputGradient",
     "InputGradientAsFullConvolution",
+    "LayerScene",
     "StepTiming",
     "WeightGradient",
     "scene_class",
@@ -168,7 +169,7 @@ class ConvolutionScene(OneSegmentScene):
 
     def __init__(
         self,
-        spec: ConvSpec | None = None,
+        spec: Any = None,
         *,
         theme: Theme = DARK,
         step_time: float = 1.0,
@@ -538,6 +539,10 @@ class ConvolutionScene(OneSegmentScene):
         return out
 
 
+class LayerScene(ConvolutionScene):
+    """Base of the scenes of layer types other than conv2d (give ``spec``: any spec)."""
+
+
 class ForwardConvolution(ConvolutionScene):
     """``z = a * W + b``: each output cell from a kernel-sized window of the input."""
 
@@ -580,10 +585,29 @@ _SCENES: dict[str, type[ConvolutionScene]] = {
 }
 
 
-def scene_class(op: str) -> type[ConvolutionScene]:
-    """The scene class that animates ``op``."""
-    try:
+_GENERATED: dict[tuple[str, str], type[ConvolutionScene]] = {}
+
+
+def scene_class(op: str, type_name: str = "conv2d") -> type[ConvolutionScene]:
+    """The scene class that animates ``op`` of a layer type.
+
+    conv2d's clips have the classes above; other types get one generated per op, named
+    after the spec class and the op (``MaxPool2dForward``, ``LinearDw``).
+    """
+    from convviz.layers import layer_type
+
+    declared = layer_type(type_name)
+    if op not in declared.op_names:
+        raise ValueError(
+            f"unknown clip {op!r}; expected one of {', '.join(declared.op_names)}"
+        )
+    if type_name == "conv2d":
         return _SCENES[op]
-    except KeyError:
-        raise ValueError(f"unknown clip {op!r}; expected one of {', '.join(_SCENES)}") from None
+    key = (type_name, op)
+    if key not in _GENERATED:
+        name = declared.torch_name + "".join(p.capitalize() for p in op.split("-"))
+        doc = f"{declared.torch_name}: the {op} clip ({declared.op(op).summary})."
+        _GENERATED[key] = type(name, (LayerScene,), {"op": op, "__doc__": doc,
+                                                      "__module__": __name__})
+    return _GENERATED[key]
 

@@ -20,10 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from convviz.notation import SHORT_NAMES
 from convviz.rendering.output import RenderError, default_tex_cache
 from convviz.rendering.theme import DARK, Theme
-from convviz.spec import ConvSpec
 
 __all__ = ["STORYBOARD_FORMATS", "Frame", "capture_frames", "write_storyboard"]
 
@@ -40,13 +38,12 @@ class Frame:
     pixels: NDArray[np.uint8]
 
 
-def _caption(role: str, index: Sequence[int]) -> str:
-    name = SHORT_NAMES[role]
+def _caption(name: str, index: Sequence[int]) -> str:
     return f"{name}[{','.join(str(i) for i in index)}]" if index else name
 
 
 def capture_frames(
-    spec: ConvSpec,
+    spec: Any,
     op: str,
     *,
     every: int = 1,
@@ -93,7 +90,10 @@ def capture_frames(
         renderer.update_frame(scene, ignore_skipping=True)
         pixels = np.asarray(renderer.get_frame(), dtype=np.uint8)[:, :, :3].copy()
         target = scene.plan.steps[done - 1].target
-        frames.append(Frame(done, _caption(target.role, target.index), pixels))
+        from convviz.rendering.api import plain_name
+
+        short = plain_name(scene.plan.array(target.role).short or target.role)
+        frames.append(Frame(done, _caption(short, target.index), pixels))
 
     cache = default_tex_cache()
     with tempfile.TemporaryDirectory(prefix="convviz-storyboard-") as media:
@@ -111,7 +111,7 @@ def capture_frames(
             "background_color": theme.background,
         }
         with tempconfig(settings):
-            scene = scene_class(op)(
+            scene = scene_class(op, spec.TYPE)(
                 spec,
                 theme=theme,
                 tex=tex,

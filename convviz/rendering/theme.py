@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from convviz.config import PALETTES as _PALETTE_NAMES
+from convviz.config import THEMES as _THEME_NAMES
+
 __all__ = ["DARK", "LIGHT", "PALETTES", "THEMES", "CellStyle", "Theme", "theme_for"]
 
 _HEX = re.compile(r"#[0-9A-Fa-f]{6}")
@@ -135,9 +138,9 @@ _CB_BLUE = "#0072B2"
 _CB_ORANGE = "#E69F00"
 
 #: Theme names accepted by :func:`theme_for` and the CLI's ``--theme``.
-THEMES = ("dark", "light")
+THEMES = _THEME_NAMES
 #: Palette names accepted by :func:`theme_for` and the CLI's ``--palette``.
-PALETTES = ("article", "colorblind")
+PALETTES = _PALETTE_NAMES
 
 
 def theme_for(name: str = "dark", palette: str = "article") -> Theme:
@@ -162,3 +165,19 @@ def theme_for(name: str = "dark", palette: str = "article") -> Theme:
                        fill_opacity=0.85),
         operand=replace(base.operand, fill_color=_CB_ORANGE, stroke_color=_CB_ORANGE),
     )
+
+
+def load_theme(name: str, palette: str = "article") -> Theme:
+    """The theme ``name`` in the highlight colours of ``palette``.
+
+    Raises
+    ------
+    convviz.config.SettingError
+        When this version of convviz has no such theme or palette.
+    """
+    from convviz.config import SettingError
+
+    try:
+        return theme_for(name, palette)
+    except ValueError as err:
+        raise SettingError("theme", str(err)) from None

@@ -135,7 +135,7 @@ def test_render_without_tex_on_path(tmp_path: Path) -> None:
         [str(CONVVIZ), "render", "forward", "--tex", "latex", "-o", str(tmp_path / "x.mp4")],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
     )
-    assert strict.returncode != 0
+    assert strict.returncode == 2, strict.stderr
     lines = strict.stderr.strip().splitlines()
     assert len(lines) == 1 and "make setup" in lines[0] and "--tex none" in lines[0]
     assert not (tmp_path / "x.mp4").exists()
@@ -204,6 +204,38 @@ def test_slides_export_has_one_slide_per_step(tmp_path: Path) -> None:
     assert "reveal" in html.read_text().lower()
 
 
+@pytest.mark.slow
+def test_slides_from_the_cli_replace_an_existing_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``render --slides`` writes slides/ beside the video; a second run replaces it whole."""
+    monkeypatch.chdir(tmp_path)
+    args = ["render", "forward", "--input", "4x4", "--kernel", "2x2", "-o", "clip.mp4",
+            "--slides"]
+    slides = tmp_path / "slides"
+
+    def slide_files() -> list[Path]:
+        presentation = json.loads((slides / "ForwardConvolution.json").read_text())
+        files = [tmp_path / slide["file"] for slide in presentation["slides"]]
+        assert all(f.is_file() and f.parent.parent.parent == slides for f in files)
+        return files
+
+    first = CliRunner().invoke(main, [*args, "--max-steps", "3"])
+    assert first.exit_code == 0, first.output
+    assert first.stdout.strip() == "clip.mp4"
+    assert len(slide_files()) == 3
+    (slides / "stale.txt").write_text("from an older render")
+
+    second = CliRunner().invoke(main, [*args, "--max-steps", "2"])
+    assert second.exit_code == 0, second.output
+    files = slide_files()
+    assert len(files) == 2
+    assert sorted(p.relative_to(slides) for p in slides.rglob("*") if p.is_file()) == sorted(
+        [Path("ForwardConvolution.json"), *(f.relative_to(slides) for f in files)]
+    )  # nothing of the first folder is left, not even the extra file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "slides"]
+
+
 def test_slides_need_mp4() -> None:
     result = CliRunner().invoke(main, ["render", "forward", "--slides", "--format", "gif"])
     assert result.exit_code == 2
@@ -257,15 +289,20 @@ def test_storyboard_frames_show_each_steps_target(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "args",
-    [["-o", "board.txt"], ["--every", "0"], ["--columns", "0"], ["--max-steps", "0"]],
+    ("args", "named"),
+    [
+        (["-o", "board.txt"], "Error: -o: a storyboard is .png, .pdf or .svg, not .txt"),
+        (["--every", "0"], "Error: --every: "),
+        (["--columns", "0"], "Error: --columns: "),
+        (["--max-steps", "0"], "Error: --max-steps: "),
+    ],
     ids=["suffix", "every", "columns", "max-steps"],
 )
-def test_storyboard_bad_input(args: list[str]) -> None:
+def test_storyboard_bad_input(args: list[str], named: str) -> None:
     result = CliRunner().invoke(main, ["storyboard", "forward", *args])
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    assert len(lines) == 1 and lines[0].startswith(named)
 
 
 # -- themes --------------------------------------------------------------------------------
@@ -350,7 +387,6 @@ def test_transparent_output_has_alpha(tmp_path: Path, fmt: str) -> None:
 
 
 def test_forward_identity_is_shown_only_when_the_numbers_agree() -> None:
-    import dataclasses
 
     import sympy
 
@@ -360,7 +396,7 @@ def test_forward_identity_is_shown_only_when_the_numbers_agree() -> None:
     assert _forward_identity(d) == r"z^{[2]} = a^{[1]} * W^{[2]} + b^{[2]}"
     broken = d.output.copy()
     broken[0, 0, 0] = broken[0, 0, 0] + d.input[0, 0, 0]  # one wrong term in z[1,1]
-    assert _forward_identity(dataclasses.replace(d, output=broken)) is None
+    assert _forward_identity(d.with_arrays(output=broken)) is None
     no_bias = derive(ConvSpec(input_size=(4, 4), bias=False))
     assert _forward_identity(no_bias) == r"z^{[2]} = a^{[1]} * W^{[2]}"
     assert sympy.S.Zero not in {c for c in no_bias.output.flat}

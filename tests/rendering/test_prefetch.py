@@ -146,6 +146,45 @@ def test_cold_plan_is_derived_in_a_child_and_matches(
         assert svg_cache_path(tmp_path / "tex", source, DEFAULT_COMPILER).is_file()
 
 
+@pytest.mark.slow
+def test_cold_cache_render_fills_the_cache_and_matches_a_warm_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From an empty cache directory a render works, and leaves what the next one reuses.
+
+    The session's cache (tests/conftest.py) is warm after the first renders; this test
+    starts from nothing on purpose. The warm render derives no plan and runs no LaTeX.
+    """
+    import manim.utils.tex_file_writing as tfw
+    from PIL import Image
+
+    import convviz
+    from convviz.rendering import plan_cache
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    spec = ConvSpec(input_size=(4, 4), kernel_size=(2, 2))
+    assert not cache.exists()
+    cold = convviz.render(spec, "forward", output=tmp_path / "cold.png", max_steps=2)
+    plan = plan_cache.plan_path(spec, "forward", 2)
+    assert plan.is_file() and plan.is_relative_to(cache / "convviz")
+    latex = precompile(["x"], tmp_path / "probe") is not None
+    if latex:
+        assert any((cache / "convviz" / "tex-outlines").glob("*.npz"))
+
+    def not_again(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the warm render redid work the cold one cached")
+
+    monkeypatch.setattr(plan_cache, "_derive_and_store", not_again)
+    if latex:
+        monkeypatch.setattr(tfw, "compile_tex", not_again)
+        monkeypatch.setattr(tfw, "tex_to_svg_file", not_again)
+    warm = convviz.render(spec, "forward", output=tmp_path / "warm.png", max_steps=2)
+    with Image.open(cold) as a, Image.open(warm) as b:
+        assert a.size == b.size == (854, 480)
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_unwritable_cache_falls_back_to_deriving_here(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")

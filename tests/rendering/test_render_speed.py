@@ -59,6 +59,7 @@ def _frames(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spec: ConvSpec, op:
     return np.stack(frames)
 
 
+@pytest.mark.slow
 @needs_latex
 @pytest.mark.parametrize(
     ("op", "spec"),
@@ -76,6 +77,7 @@ def test_one_segment_draws_the_frames_manim_draws(monkeypatch, tmp_path, op, spe
     assert np.array_equal(fast, plain)
 
 
+@pytest.mark.slow
 @needs_latex
 @pytest.mark.parametrize(
     ("op", "spec"),

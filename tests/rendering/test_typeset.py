@@ -1,5 +1,6 @@
 import shutil
 
+import numpy as np
 import pytest
 
 from convviz.rendering.typeset import cell_tex, protect_braces
@@ -44,8 +45,16 @@ def test_one_latex_run_for_many_labels(tmp_path, monkeypatch):
         assert mobs[36] is not mobs[37]  # duplicates are independent copies
         assert len(mobs[38].submobjects) == 0  # empty string: empty mobject
         assert all(m.width > 0 for i, m in enumerate(mobs) if i != 38)
-        # a(1,1) and a(6,6) are different glyph runs
-        assert len(mobs[0].family_members_with_points()) > 0
+        # a(1,1) and a(6,6) are different glyph runs: their outlines differ, also once
+        # both are moved to the origin
+        first, last = (
+            np.concatenate([m.points for m in mobs[k].family_members_with_points()])
+            for k in (0, 35)
+        )
+        assert len(first) > 0 and len(last) > 0
+        assert first.shape != last.shape or not np.allclose(
+            first - first.mean(axis=0), last - last.mean(axis=0)
+        )
         by_key = typeset_map({"t": "z^{[2]}"})
         assert by_key["t"].width > 0
 
