@@ -1,5 +1,10 @@
 """convviz: derive and animate what happens inside neural-network layers.
 
+Every layer type has a spec class named as in ``torch.nn``: :class:`Conv2d` (also
+``ConvSpec``), :class:`ConvTranspose2d`, :class:`MaxPool2d`, :class:`AvgPool2d`,
+:class:`Linear`, :class:`ReLU`, :class:`Sigmoid`, :class:`Tanh`, :class:`Flatten`,
+:class:`CrossEntropyLoss` and :class:`MSELoss`; :func:`derive` works for all of them.
+
 The core (everything importable from this package except :func:`render` and the scene
 classes) needs SymPy and NumPy only; Manim is imported on first use of the rendering API.
 Names are loaded on first use, so the command line starts without importing SymPy until
@@ -24,6 +29,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from convviz.derivation import OPS, Derivation, derive
     from convviz.highlights import ROLES, ArrayInfo, Cell, HighlightMap, Step
     from convviz.identities import FullConvolutionView, IdentityCheck, verify
+    from convviz.layers.activation import ReLU, Sigmoid, Tanh
+    from convviz.layers.conv2d import Conv2d
+    from convviz.layers.conv_transpose2d import ConvTranspose2d
+    from convviz.layers.flatten import Flatten
+    from convviz.layers.linear import Linear
+    from convviz.layers.loss import CrossEntropyLoss, MSELoss
+    from convviz.layers.pooling import AvgPool2d, MaxPool2d
     from convviz.numeric import NumericCheck, cross_check
     from convviz.reflection import ReflectionError, Reflector, highlight_map
     from convviz.rendering.api import render
@@ -32,7 +44,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ForwardConvolution,
         InputGradient,
         InputGradientAsFullConvolution,
+        LayerScene,
         WeightGradient,
+        scene_class,
     )
     from convviz.spec import MAX_PRODUCTS, ConvSpec, SpecError
 
@@ -56,6 +70,19 @@ _LOCATIONS = {
     "Reflector": "convviz.reflection",
     "highlight_map": "convviz.reflection",
     "MAX_PRODUCTS": "convviz.spec",
+    "Conv2d": "convviz.layers.conv2d",
+    "ConvTranspose2d": "convviz.layers.conv_transpose2d",
+    "MaxPool2d": "convviz.layers.pooling",
+    "AvgPool2d": "convviz.layers.pooling",
+    "Linear": "convviz.layers.linear",
+    "ReLU": "convviz.layers.activation",
+    "Sigmoid": "convviz.layers.activation",
+    "Tanh": "convviz.layers.activation",
+    "Flatten": "convviz.layers.flatten",
+    "CrossEntropyLoss": "convviz.layers.loss",
+    "MSELoss": "convviz.layers.loss",
+    "LayerScene": "convviz.rendering.scenes",
+    "scene_class": "convviz.rendering.scenes",
     "ConvSpec": "convviz.spec",
     "SpecError": "convviz.spec",
     "render": "convviz.rendering.api",
@@ -71,27 +98,40 @@ __all__ = [
     "OPS",
     "ROLES",
     "ArrayInfo",
+    "AvgPool2d",
     "BiasGradient",
     "Cell",
+    "Conv2d",
     "ConvSpec",
+    "ConvTranspose2d",
+    "CrossEntropyLoss",
     "Derivation",
+    "Flatten",
     "ForwardConvolution",
     "FullConvolutionView",
     "HighlightMap",
     "IdentityCheck",
     "InputGradient",
     "InputGradientAsFullConvolution",
+    "LayerScene",
+    "Linear",
+    "MSELoss",
+    "MaxPool2d",
     "NumericCheck",
+    "ReLU",
     "ReflectionError",
     "Reflector",
+    "Sigmoid",
     "SpecError",
     "Step",
+    "Tanh",
     "WeightGradient",
     "__version__",
     "cross_check",
     "derive",
     "highlight_map",
     "render",
+    "scene_class",
     "verify",
 ]
 

@@ -64,7 +64,10 @@ def _element_key(value: Any) -> Any:
 
 
 _MUL_CLASS = _class_key(sympy.Mul)
+_INDEXED_CLASS = _class_key(sympy.Indexed)
 _FALLBACK = (sympy.Number, sympy.Mul, sympy.Add, sympy.Pow)
+#: Commutative cells a product of two can be built from directly.
+_CELLS = frozenset({sympy.Indexed, sympy.Derivative})
 
 
 class CanonicalBuilder:
@@ -79,6 +82,9 @@ class CanonicalBuilder:
     def __init__(self) -> None:
         # id -> (object, key); holding the object keeps its id from being reused.
         self._keys: dict[int, tuple[Basic, tuple[Any, ...]]] = {}
+        # IndexedBase -> (its key, the assumption items every one of its cells carries)
+        self._bases: dict[Basic, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+        self._integers: dict[Basic, tuple[Any, ...]] = {}
 
     def key(self, expr: Basic) -> tuple[Any, ...]:
         """Memoised :func:`canonical_key`."""
@@ -88,13 +94,47 @@ class CanonicalBuilder:
         if isinstance(expr, sympy.Mul):
             args = expr.args
             key = (_MUL_CLASS, len(args), *(self.key(a) for a in args))
+        elif type(expr) is sympy.Indexed:
+            key = self._indexed_key(expr)
         else:
             key = canonical_key(expr)
         self._keys[id(expr)] = (expr, key)
         return key
 
+    def _indexed_key(self, cell: sympy.Indexed) -> tuple[Any, ...]:
+        """:func:`canonical_key` of a cell, from its base's key and its indices' keys."""
+        args = cell.args
+        base = args[0]
+        known = self._bases.get(base)
+        if known is None:
+            content = cell._hashable_content()
+            known = (canonical_key(base), tuple(content[len(args):]))
+            self._bases[base] = known
+        base_key, tail = known
+        indices = []
+        for index in args[1:]:
+            index_key = self._integers.get(index)
+            if index_key is None:
+                index_key = canonical_key(index)
+                self._integers[index] = index_key
+            indices.append(index_key)
+        return (_INDEXED_CLASS, len(args) + len(tail), base_key, *indices, *tail)
+
     def product(self, factors: Sequence[Basic]) -> Basic:
         """Return ``Mul(*factors)`` (zero if any factor is zero)."""
+        if len(factors) == 1 and type(factors[0]) in _CELLS:
+            return factors[0]
+        if len(factors) == 2:
+            # the chain rule's common case: upstream cell times one cell
+            first, second = factors
+            if type(first) in _CELLS and type(second) in _CELLS:
+                key_a, key_b = self.key(first), self.key(second)
+                if key_a != key_b:
+                    if key_b < key_a:
+                        first, second, key_a, key_b = second, first, key_b, key_a
+                    result = sympy.Mul._from_args((first, second), is_commutative=True)
+                    self._keys[id(result)] = (result, (_MUL_CLASS, 2, key_a, key_b))
+                    return result
         kept: list[tuple[tuple[Any, ...], Basic]] = []
         for raw in factors:
             factor = raw if isinstance(raw, Basic) else sympy.sympify(raw, strict=True)

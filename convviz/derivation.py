@@ -92,18 +92,30 @@ class Derivation:
         """Display-shape array of the expressions that ``op`` computes."""
         return self.displayed(self.layer.op(op).target)
 
+    def name(self, role: str) -> str:
+        """LaTeX name of a non-gradient array (``a^{[1]}``), as its cells are named."""
+        if role in self.bases:
+            return str(self.bases[role])
+        return str(self.layer.array(role).symbol(self.spec))
+
     def symbol(self, role: str) -> str:
         """Name of the SymPy array behind ``role``'s cells (``da^{[1]}`` for gradients)."""
         if role == "grad_output" and "output" in self.bases and not self.layer.loss:
             return str(self.bases["output"])
         if role.startswith("grad_"):
-            return "d" + str(self.layer.array(role.removeprefix("grad_")).symbol(self.spec))
-        return str(self.layer.array(role).symbol(self.spec))
+            return "d" + self.name(role.removeprefix("grad_"))
+        return self.name(role)
+
+    def label(self, role: str) -> str:
+        """LaTeX title of ``role``: its name, or dL/d its name for a gradient."""
+        if role.startswith("grad_"):
+            of = self.name(role.removeprefix("grad_"))
+            return rf"\frac{{\partial \mathcal{{L}}}}{{\partial {of}}}"
+        return self.name(role)
 
     def array_info(self, role: str) -> ArrayInfo:
         """Name, symbol and display shape of ``role``."""
-        label = self.layer.array(role).label(self.spec)
-        return ArrayInfo(role, label, self.symbol(role), self.spec.display_shape(role))
+        return ArrayInfo(role, self.label(role), self.symbol(role), self.spec.display_shape(role))
 
     def arrays_for(self, op: str) -> dict[str, ArrayInfo]:
         """The arrays that take part in ``op``: its operands, then its target."""
@@ -114,7 +126,11 @@ class Derivation:
 
 
 def derive(
-    spec: Any, *, engine: Engine = "product-rule", only: Collection[str] | None = None
+    spec: Any,
+    *,
+    engine: Engine = "product-rule",
+    only: Collection[str] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Derivation:
     """Run the forward pass on symbols and derive the gradients by the chain rule.
 
@@ -128,9 +144,12 @@ def derive(
         Roles wanted (``"output"``, ``"grad_input"`` ...): gradients not listed are not
         derived (their arrays are absent), so a command computes only what it shows.
         ``None``: everything.
+    names
+        LaTeX names overriding the declared ones by role, e.g. ``{"input": "p^{[1]}"}``
+        when a network feeds a pooling result into a flatten (cells are named after them).
     """
     with paused_gc(spec.products >= GC_PAUSE_PRODUCTS):
-        return _derive(spec, engine, only)
+        return _derive(spec, engine, only, names or {})
 
 
 #: Layers from this many forward multiplications on derive with the collector paused;
@@ -159,7 +178,9 @@ def paused_gc(pause: bool = True) -> Iterator[None]:
             gc.enable()
 
 
-def _derive(spec: Any, engine: Engine, only: Collection[str] | None = None) -> Derivation:
+def _derive(
+    spec: Any, engine: Engine, only: Collection[str] | None, names: Mapping[str, str]
+) -> Derivation:
     layer = layer_type(spec)
     builder = CanonicalBuilder()
     arrays: dict[str, NDArray[Any]] = {}
@@ -168,7 +189,7 @@ def _derive(spec: Any, engine: Engine, only: Collection[str] | None = None) -> D
         if decl.kind in ("upstream", "value") and decl.role != "output":
             continue
         full, display = spec.full_shape(decl.role), spec.display_shape(decl.role)
-        base = cell_base(decl.symbol(spec), display, real=layer.real)
+        base = cell_base(names.get(decl.role) or decl.symbol(spec), display, real=layer.real)
         bases[decl.role] = base
         if decl.kind in ("input", "param", "const"):
             if decl.needs and not getattr(spec, decl.needs):
@@ -184,10 +205,10 @@ def _derive(spec: Any, engine: Engine, only: Collection[str] | None = None) -> D
         upstream = np.empty(output.shape, dtype=object)
         upstream.fill(sympy.S.One)
     else:
-        names = cells(bases["output"], output.shape, spec.display_shape("output"))
+        output_cells = cells(bases["output"], output.shape, spec.display_shape("output"))
         loss = loss_function()
         upstream = np.empty(output.shape, dtype=object)
-        for pos, z in np.ndenumerate(names):
+        for pos, z in np.ndenumerate(output_cells):
             upstream[pos] = sympy.Derivative(loss, z)
     arrays["grad_output"] = upstream
     roles = [r for r in layer.variables if only is None or f"grad_{r}" in only]

@@ -40,6 +40,10 @@ __all__ = ["Engine", "cells_in", "chain_rule", "partial"]
 Engine = Literal["product-rule", "sympy"]
 
 
+#: Factors that are cells themselves.
+_PLAIN = frozenset({sympy.Indexed, sympy.Symbol, sympy.Derivative})
+
+
 def cells_in(factor: sympy.Expr) -> frozenset[Any]:
     """The cells (``Indexed`` objects and plain symbols) that occur anywhere in ``factor``."""
     if isinstance(factor, sympy.Indexed | sympy.Symbol):
@@ -127,19 +131,29 @@ def chain_rule(
         raise ValueError(f"chain_rule: outputs {outputs.shape} vs upstream {upstream.shape}")
     builder = builder or CanonicalBuilder()
     wanted = {v for array in variables for v in array.flat if v is not sympy.S.Zero}
-    # variable -> list of (output position, term containing it): the sparse graph edges
-    occurrences: dict[Any, list[tuple[int, sympy.Expr]]] = defaultdict(list)
+    # variable -> list of (output position, term containing it, the other factors when the
+    # term is a product of distinct plain cells): the sparse graph edges
+    occurrences: dict[Any, list[tuple[int, sympy.Expr, tuple[Any, ...] | None]]] = (
+        defaultdict(list)
+    )
     flat_out = outputs.reshape(-1)
     flat_up = upstream.reshape(-1)
     for k, expr in enumerate(flat_out):
         for term in sympy.Add.make_args(expr):
+            factors = sympy.Mul.make_args(term)
+            if all(type(f) in _PLAIN for f in factors) and len(set(factors)) == len(factors):
+                # product rule: d(u w)/du = w, and u occurs nowhere else in the term
+                for n, factor in enumerate(factors):
+                    if factor in wanted:
+                        occurrences[factor].append((k, term, factors[:n] + factors[n + 1 :]))
+                continue
             # every cell that occurs anywhere in the term (inside Max, functions, powers)
             seen: set[Any] = set()
-            for factor in sympy.Mul.make_args(term):
+            for factor in factors:
                 seen.update(cells_in(factor))
             for cell in seen:
                 if cell in wanted:
-                    occurrences[cell].append((k, term))
+                    occurrences[cell].append((k, term, None))
 
     results = []
     for array in variables:
@@ -147,14 +161,21 @@ def chain_rule(
         for pos, variable in np.ndenumerate(array):
             uses = occurrences.get(variable, ())
             if engine == "sympy":
-                sharing = sorted({k for k, _ in uses})
+                sharing = sorted({k for k, _, _ in uses})
                 result[pos] = sympy.Add(
                     *(flat_up[k] * sympy.diff(flat_out[k], variable) for k in sharing)
                 )
             else:
                 result[pos] = builder.total(
-                    builder.product((flat_up[k], partial(term, variable, builder)))
-                    for k, term in uses
+                    builder.product(
+                        (
+                            flat_up[k],
+                            builder.product(rest)
+                            if rest is not None
+                            else partial(term, variable, builder),
+                        )
+                    )
+                    for k, term, rest in uses
                 )
         results.append(result)
     return results

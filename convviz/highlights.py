@@ -35,7 +35,7 @@ ROLES: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Cell:
     """One cell of one array: its role and its 1-based display index."""
 

@@ -47,6 +47,10 @@ def term_latex(
         return body
     if coefficient == "-1":
         return "-" + body
+    if "/" in coefficient:  # a rational: 2/3 reads as a fraction
+        numerator, denominator = coefficient.split("/", 1)
+        sign = "-" if numerator.startswith("-") else ""
+        return rf"{sign}\tfrac{{{numerator.lstrip('-')}}}{{{denominator}}}\,{body}"
     return f"{coefficient}\\,{body}"
 
 

@@ -33,6 +33,8 @@ __all__ = ["ReflectionError", "Reflector", "Term", "highlight_map", "step_for"]
 Term = tuple[sympy.Expr, tuple[Cell, ...]]
 
 
+_ONE = sympy.S.One
+
 #: Node classes whose cells all belong to the term they appear in.
 _COMPOSITE = (sympy.Function, sympy.Pow, sympy.Piecewise, sympy.Abs)
 
@@ -74,6 +76,7 @@ class Reflector:
         for role in (*self.roles.values(), *self.derivative_roles.values()):
             self._order.setdefault(role, len(self._order))
         self._cells: dict[Basic, Cell] = {}
+        self._sort_keys: dict[Cell, tuple[int, Index]] = {}
         self._methods: dict[type, Callable[[Reflector, Any, Basic], list[Term]]] = {}
         #: Short name of each role, for equations of expressions that are not products.
         self.short_names: dict[str, str] = {}
@@ -90,14 +93,20 @@ class Reflector:
         return cls(roles, derivative, derivation.layer.roles)
 
     def _sort_key(self, cell: Cell) -> tuple[int, Index]:
-        return (self._order.get(cell.role, len(self._order)), cell.index)
+        key = self._sort_keys.get(cell)
+        if key is None:
+            key = (self._order.get(cell.role, len(self._order)), cell.index)
+            self._sort_keys[cell] = key
+        return key
 
     # ------------------------------------------------------------------ walking
     def terms(self, expr: Basic) -> list[Term]:
         """The addends of ``expr``, each as ``(coefficient, factors)``, sorted."""
         self.plain = True
         found = self._walk(expr, expr)
-        found.sort(key=lambda t: [self._sort_key(c) for c in t[1]])
+        if len(found) > 1:
+            key = self._sort_key
+            found.sort(key=lambda t: [key(c) for c in t[1]])
         return found
 
     def _walk(self, node: Basic, whole: Basic) -> list[Term]:
@@ -115,11 +124,43 @@ class Reflector:
 
     def _walk_Add(self, node: sympy.Add, whole: Basic) -> list[Term]:
         out: list[Term] = []
+        known = self._cells
+        key = self._sort_key
         for arg in node.args:
+            kind = type(arg)
+            if kind is sympy.Mul:  # inlined fast path of _walk_Mul: cells seen before
+                cells = [known.get(a) for a in arg.args]
+                if len(cells) == 2:
+                    first, second = cells
+                    if first is not None and second is not None and first != second:
+                        pair = (first, second) if key(first) <= key(second) else (second, first)
+                        out.append((_ONE, pair))
+                        continue
+                elif not any(c is None for c in cells) and len(set(cells)) == len(cells):
+                    found = [c for c in cells if c is not None]
+                    found.sort(key=key)
+                    out.append((_ONE, tuple(found)))
+                    continue
+            elif kind is sympy.Indexed or kind is sympy.Symbol:
+                cell = known.get(arg)
+                if cell is not None:
+                    out.append((_ONE, (cell,)))
+                    continue
             out.extend(self._walk(arg, whole))
         return out
 
     def _walk_Mul(self, node: sympy.Mul, whole: Basic) -> list[Term]:
+        known = self._cells
+        plain = []
+        for arg in node.args:
+            cell = known.get(arg)
+            if cell is None:
+                break
+            plain.append(cell)
+        else:  # a product of cells seen before: the common case, without dispatching
+            if len(set(plain)) == len(plain):
+                plain.sort(key=self._sort_key)
+                return [(sympy.S.One, tuple(plain))]
         coefficient: sympy.Expr = sympy.S.One
         factors: list[Cell] = []
         for arg in node.args:
@@ -249,10 +290,14 @@ def step_for(reflector: Reflector, target: Cell, expr: Basic) -> Step:
     used: dict[str, set[Index]] = {}
     for _, factors in terms:
         for cell in factors:
-            used.setdefault(cell.role, set()).add(cell.index)
+            indices = used.get(cell.role)
+            if indices is None:
+                used[cell.role] = {cell.index}
+            else:
+                indices.add(cell.index)
+    order = reflector._order
     highlights = {
-        role: tuple(sorted(used[role]))
-        for role in sorted(used, key=lambda r: reflector._order.get(r, 99))
+        role: tuple(sorted(used[role])) for role in sorted(used, key=lambda r: order.get(r, 99))
     }
     expression = ""
     if not reflector.plain:
@@ -260,7 +305,7 @@ def step_for(reflector: Reflector, target: Cell, expr: Basic) -> Step:
     return Step(
         target=target,
         terms=tuple(f for _, f in terms),
-        coefficients=tuple("1" if c is sympy.S.One else str(c) for c, _ in terms),
+        coefficients=tuple("1" if c is _ONE else str(c) for c, _ in terms),
         highlights=highlights,
         expression=expression,
     )

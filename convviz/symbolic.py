@@ -37,9 +37,28 @@ def cells(base: sympy.Basic, full: tuple[int, ...], display: tuple[int, ...]) ->
         return out
     keep = keep_mask(full, display)
     assert isinstance(base, sympy.IndexedBase)
+    integers = [sympy.Integer(n) for n in range(max(full) + 2)]
+    first: sympy.Indexed | None = None
     for pos in np.ndindex(*full):
-        out[pos] = base[tuple(i + 1 for i, k in zip(pos, keep, strict=True) if k)]
+        index = [integers[i + 1] for i, k in zip(pos, keep, strict=True) if k]
+        if first is None:
+            first = base[tuple(index)]
+            out[pos] = first
+            continue
+        out[pos] = _indexed(base, index, first)
     return out
+
+
+def _indexed(base: sympy.IndexedBase, index: list[sympy.Integer], like: sympy.Indexed) -> Any:
+    """``base[index]`` without ``Indexed.__new__``'s checks and assumption deduction.
+
+    Every cell of a base has the same assumptions, so the cells share the first cell's
+    deduced fact base (SymPy only ever adds facts that follow from those assumptions).
+    The result is ``==``, hashes and prints exactly as ``base[index]`` (tests check).
+    """
+    cell = sympy.Expr.__new__(sympy.Indexed, base, *index)
+    cell._assumptions = like._assumptions
+    return cell
 
 
 def cell_base(name: str, display: tuple[int, ...], *, real: bool) -> sympy.Basic:

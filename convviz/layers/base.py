@@ -335,6 +335,14 @@ class LayerType:
     forward_latex
         The forward pass as one identity (``z = a * W + b``), shown at the end of the
         forward clip once the numbers agree with :attr:`reference`.
+    view_geometry
+        ``view_geometry(spec, view)``: the geometry of an op's special drawing (see
+        :attr:`OpDecl.view`): an object with ``grid_size``, ``position(index)`` (where a
+        cell of the spread array sits, ``None`` if cropped) and
+        ``rotated_kernel_position(index)``.
+    scatter
+        ``scatter(spec, input index)``: the ``(kernel cell, output cell)`` pairs an input
+        cell spreads onto, for the ``scatter`` view.
     loss
         Whether the layer ends a network (its output is the scalar loss).
     real
@@ -357,6 +365,10 @@ class LayerType:
     padding: Callable[[Any, str], Pair] = field(default=lambda spec, role: (0, 0))
     window: Callable[[Any, str, tuple[int, ...]], list[Window]] | None = None
     forward_latex: Callable[[Any], str] | None = None
+    view_geometry: Callable[[Any, str], Any] | None = None
+    scatter: Callable[[Any, tuple[int, ...]], list[tuple[tuple[int, ...], tuple[int, ...]]]] | (
+        None
+    ) = None
     loss: bool = False
     real: bool = True
     rank: int = 50

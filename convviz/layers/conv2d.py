@@ -226,6 +226,10 @@ class FullConvolutionView:
         *lead, p, q = index
         return (*lead, kh - p + 1, kw - q + 1)
 
+    def position(self, index: Index) -> Index | None:
+        """Where cell ``index`` of the spread array (``dL/dz``) sits in the grid."""
+        return self.grad_output_position(index)
+
     def window(self, index: Index) -> tuple[Index, Pair]:
         """Top-left grid cell (1-based row, col) and step of the window for ``dL/da[index]``.
 
@@ -401,6 +405,7 @@ CONV2D = LayerType(
     padding=_padding,
     window=window,
     forward_latex=forward_identity,
+    view_geometry=lambda spec, view: FullConvolutionView(spec),
     real=False,
     rank=10,
 )

@@ -55,6 +55,7 @@ from convviz.layers.base import (
     Identity,
     LayerType,
     OpDecl,
+    Window,
     count_option,
     drop_ones,
     flag_option,
@@ -243,8 +244,8 @@ class ConvTranspose2d:
         return ", ".join(parts) + f" ({out} output)"
 
     def slug(self) -> str:
-        """File-name id, e.g. ``tconv_3x3_k3x3_s2_op1`` (``tconv`` keeps it apart from conv2d)."""
-        parts = ["tconv", "x".join(str(n) for n in self.display_shape("input"))]
+        """File-name id, e.g. ``3x3_k3x3_s2_op1`` (file names put the type first)."""
+        parts = ["x".join(str(n) for n in self.display_shape("input"))]
         parts.append("k" + "x".join(str(n) for n in self.kernel_size))
         if self.filters > 1:
             parts.append(f"f{self.filters}")
@@ -321,10 +322,11 @@ OPS = (
         "forward",
         "output",
         ("input", "kernel", "bias"),
-        (r"*^{\top}", "+", "="),
-        r"\text{Forward pass: each } z \text{ cell sums every } a \cdot W "
-        r"\text{ that lands on it, plus } b",
-        summary="z = a *T W + b, output cell by output cell",
+        (r"*", "+", "="),
+        r"\text{Forward pass: each } z \text{ cell is a window of the spread-out } a "
+        r"\text{ times } \operatorname{rot180}(W) \text{, plus } b",
+        summary="z = a *T W + b, output cell by output cell (a gather)",
+        view="gather",
     ),
     OpDecl(
         "forward-scatter",
@@ -334,6 +336,7 @@ OPS = (
         r"\text{Forward pass, scattered: each } a \text{ cell adds } a \cdot W "
         r"\text{ onto a window of } z",
         summary="z built input cell by input cell: a[i,j] W lands at (i s - p, j s - p)",
+        view="scatter",
     ),
     OpDecl(
         "dw",
@@ -547,6 +550,10 @@ class GatherView:
         *lead, p, q = index
         return (*lead, kh - p + 1, kw - q + 1)
 
+    def position(self, index: Index) -> Index | None:
+        """Where input cell ``index`` sits in the grid (the spread array of the view)."""
+        return self.input_position(index)
+
     def window(self, index: Index) -> tuple[Index, Pair]:
         """Top-left grid cell (1-based row, col) and step of the window for output ``index``."""
         *_, y, x = index
@@ -691,6 +698,15 @@ def _padding(spec: ConvTranspose2d, role: str) -> Pair:
     return spec.padding if role == "grad_output" else (0, 0)
 
 
+def _window(spec: ConvTranspose2d, op: str, index: Index) -> list[Window]:
+    """The rotated kernel's footprint on the spread input, for the gather view."""
+    if op != "forward":
+        return []
+    (top, left), (dh, dw) = GatherView(spec).window(index)
+    kh, kw = spec.kernel_size
+    return [("input", None, (top, left), (top + dh * (kh - 1), left + dw * (kw - 1)))]
+
+
 CONV_TRANSPOSE2D = LayerType(
     name="conv-transpose2d",
     torch_name="ConvTranspose2d",
@@ -704,6 +720,11 @@ CONV_TRANSPOSE2D = LayerType(
     identities=IDENTITIES,
     reference=reference,
     padding=_padding,
+    window=_window,
+    forward_latex=lambda spec: rf"{_z(spec)} = \operatorname{{spread}}({_a(spec)}) * "
+    rf"\operatorname{{rot180}}({_w(spec)})" + (f" + {_b(spec)}" if spec.bias else ""),
+    view_geometry=lambda spec, view: GatherView(spec),
+    scatter=scatter_pairs,
     real=False,
     rank=20,
 )

@@ -271,24 +271,30 @@ def _kernel_axis(derivation: Derivation) -> str:
     return ""
 
 
-def _spread_grad_output(derivation: Derivation, label: str) -> ArrayPlan:
-    """``dL/dz`` spread by the stride and padded for the full correlation."""
-    from convviz.identities import FullConvolutionView
+def _spread(
+    derivation: Derivation, role: str, label: str, geometry: Any, names: Mapping[str, str]
+) -> ArrayPlan:
+    """An array spread out on a bigger grid, zeros between and around its cells.
 
-    spec = derivation.spec
-    view = FullConvolutionView(spec)
-    rows, cols = view.grid_size
-    shape = spec.output_shape
-    leads, oh, ow = _slices(shape)
+    conv2d's ``da-full`` spreads ``dL/dz`` (stride-dilated, padded for the full
+    correlation); conv-transpose2d's gather view spreads its input the same way.
+    ``geometry.position(index)`` says where each cell sits (``None``: cropped away).
+    """
+    rows, cols = geometry.grid_size
+    shape = derivation.spec.display_shape(role)
+    leads, height, width = _slices(shape)
     grids = []
     positions: dict[Index, tuple[int, GridKey]] = {}
     for n, lead in enumerate(leads):
         labels: dict[GridKey, str] = {}
-        for i in range(1, oh + 1):
-            for j in range(1, ow + 1):
+        for i in range(1, height + 1):
+            for j in range(1, width + 1):
                 index = (*lead, i, j)
-                *_, r, c = view.grad_output_position(index)
-                labels[(r, c)] = cell_latex("grad_output", index)
+                where = geometry.position(index)
+                if where is None:
+                    continue
+                *_, r, c = where
+                labels[(r, c)] = cell_latex(role, index, names)
                 positions[index] = (n, (r, c))
         zeros = frozenset(
             (r, c)
@@ -296,29 +302,54 @@ def _spread_grad_output(derivation: Derivation, label: str) -> ArrayPlan:
             for c in range(1, cols + 1)
             if (r, c) not in labels
         )
-        title = _slice_title(label, "grad_output", lead, shape)
+        title = _slice_title(label, role, lead, shape)
         grids.append(GridPlan(lead, rows, cols, (0, 0), title, labels, zeros))
-    return ArrayPlan("grad_output", label, tuple(grids), positions, "dz")
+    return ArrayPlan(role, label, tuple(grids), positions, names[role])
 
 
-def _rotated_kernel(base: ArrayPlan, derivation: Derivation) -> ArrayPlan:
-    from convviz.identities import FullConvolutionView
-
-    view = FullConvolutionView(derivation.spec)
+def _rotated_kernel(base: ArrayPlan, geometry: Any, names: Mapping[str, str]) -> ArrayPlan:
+    """The kernel with every cell where a 180-degree turn puts it."""
     positions = {}
     for index, (n, _) in base.positions.items():
-        *_, r, c = view.rotated_kernel_position(index)
+        *_, r, c = geometry.rotated_kernel_position(index)
         positions[index] = (n, (r, c))
     grids = []
     for n, grid in enumerate(base.grids):
         labels = {
-            positions[index][1]: cell_latex("kernel", index)
+            positions[index][1]: cell_latex("kernel", index, names)
             for index, (m, _) in base.positions.items()
             if m == n
         }
         title = grid.title.replace(base.label, rf"\operatorname{{rot180}}({base.label})", 1)
         grids.append(GridPlan(grid.lead, grid.rows, grid.cols, (0, 0), title, labels))
     return ArrayPlan("kernel", base.label, tuple(grids), positions, base.short)
+
+
+def _scatter_steps(
+    derivation: Derivation, steps: tuple[Any, ...], names: Mapping[str, str]
+) -> list[StepPlan]:
+    """Steps of the scatter view: an input cell lights the output cells it lands on."""
+    scatter = derivation.layer.scatter
+    assert scatter is not None
+    out = []
+    for step in steps:
+        index = step.target.index
+        pairs = scatter(derivation.spec, index)
+        highlights = {
+            "kernel": tuple(sorted({k for k, _ in pairs})),
+            "output": tuple(sorted({o for _, o in pairs})),
+        }
+        source = cell_latex("input", index, names)
+        parts = [
+            rf"{cell_latex('output', o, names)} \mathrel{{+}}= {cell_latex('kernel', k, names)}"
+            rf"\,{source}"
+            for k, o in pairs
+        ]
+        if len(parts) > 3:
+            parts = [*parts[:2], r"\ldots", parts[-1]]
+        equation = r",\; ".join(parts) if parts else rf"{source} \text{{ lands outside}}"
+        out.append(StepPlan(Cell("input", index), highlights, (), equation))
+    return out
 
 
 def _operators(derivation: Derivation, op: str) -> tuple[str, ...]:
@@ -394,18 +425,32 @@ def plan_scene(
             axes=layer.array(role).axes,
             needed=needed.get(role, (set(), set())),
         )
-    if decl.view == "full-correlation":
-        plans["grad_output"] = _spread_grad_output(derivation, hmap.arrays["grad_output"].label)
-        plans["kernel"] = _rotated_kernel(plans["kernel"], derivation)
-    step_plans = tuple(
-        StepPlan(
-            target=step.target,
-            highlights=step.highlights,
-            footprints=_footprints(derivation, op, step.target, plans),
-            equation=step_latex(step, names=names, reading=reading),
-        )
-        for step in steps
+    geometry = (
+        layer.view_geometry(derivation.spec, decl.view)
+        if decl.view and layer.view_geometry is not None
+        else None
     )
+    if decl.view in ("full-correlation", "gather"):
+        spread = "grad_output" if decl.view == "full-correlation" else "input"
+        plans[spread] = _spread(derivation, spread, hmap.arrays[spread].label, geometry, names)
+        plans["kernel"] = _rotated_kernel(plans["kernel"], geometry, names)
+    step_plans: tuple[StepPlan, ...]
+    if decl.view == "scatter":
+        del plans[decl.target]
+        info = derivation.array_info("output")
+        plans["output"] = _array_plan("output", info.label, info.shape, names=names,
+                                      axes=layer.array("output").axes)
+        step_plans = tuple(_scatter_steps(derivation, steps, names))
+    else:
+        step_plans = tuple(
+            StepPlan(
+                target=step.target,
+                highlights=step.highlights,
+                footprints=_footprints(derivation, op, step.target, plans),
+                equation=step_latex(step, names=names, reading=reading),
+            )
+            for step in steps
+        )
     identity = _identity(derivation, map_op) if verify_identity else None
     return ScenePlan(
         op=op,
@@ -413,7 +458,7 @@ def plan_scene(
         operators=_operators(derivation, op),
         steps=step_plans,
         identity=identity,
-        rotate_kernel=decl.view == "full-correlation",
+        rotate_kernel=decl.view in ("full-correlation", "gather"),
         caption=decl.caption,
     )
 

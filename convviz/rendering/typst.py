@@ -173,7 +173,7 @@ class _Parser:
                     delim = self.take()
                     return None if delim == "." else _plain(delim)
                 return symbol or None
-            if name == "frac":
+            if name in ("frac", "tfrac", "dfrac"):
                 num, den = self.argument(), self.argument()
                 return f"frac({num}, {den})"
             if name == "text":
@@ -184,6 +184,8 @@ class _Parser:
                 return f'op("{self.raw_text()}")'
             if name == "mathrm":
                 return f'upright("{self.raw_text()}")'
+            if name == "mathrel":  # spacing only: the argument as it is
+                return self.argument()
             if name in _ONE_ARG:
                 return f"{_ONE_ARG[name]}({self.argument()})"
             raise TypstTranslationError(f"unknown command \\{name} in {self.source!r}")

@@ -473,8 +473,8 @@ def test_declaration_and_shapes():
     assert ConvTranspose2d((3, 3), channels=2).display_shape("kernel") == (2, 3, 3)
     assert ConvTranspose2d((3, 3), filters=2).display_shape("kernel") == (2, 3, 3)
     assert one.describe() == "3x3 input, 2x2 kernel, stride 2 (6x6 output)"
-    assert one.slug() == "tconv_3x3_k2x2_s2"
-    assert spec.slug() == "tconv_2x4x5_k3x2_f3_s2_p1_op1x0_nobias_l4"
+    assert one.slug() == "3x3_k2x2_s2"
+    assert spec.slug() == "2x4x5_k3x2_f3_s2_p1_op1x0_nobias_l4"
     assert spec.products == 2 * 4 * 5 * 3 * 3 * 2
 
 
