@@ -48,6 +48,8 @@ _SYMBOLS = {
     "ast": "ast",
     "Rightarrow": "=>",
     "rightarrow": "->",
+    "mapsto": "|->",
+    "leftarrow": "<-",
     "to": "->",
     "times": "times",
     "cdot": "dot.op",

@@ -1,0 +1,91 @@
+"""Every op of every layer type plans, lays out and typesets, without rendering.
+
+For each type and op: the plan is built from the derivation, the layout fits the frame at
+a readable size (long vectors elided), every snippet the clip typesets translates to
+Typst (the no-TeX path), and every step's target and highlighted cells have a place on
+screen. The identities the clips close with are the verified ones.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from convviz.derivation import derive
+from convviz.layers import layer_type, types
+from convviz.rendering.labels import CLIP_FRAME, clip_layout, clip_text
+from convviz.rendering.plan import ELIDE_ABOVE, plan_scene
+from convviz.rendering.typst import latex_to_typst
+
+SIZES = {
+    "conv2d": [{}, {"input": "2x7x7", "kernel": "3", "stride": "2", "padding": "1",
+                    "filters": "2"}],
+    "conv-transpose2d": [{}, {"input": "2x4x4", "kernel": "3", "stride": "2", "padding": "1",
+                              "output_padding": "1", "filters": "2"}],
+    "maxpool2d": [{}, {"input": "3x9x9", "kernel": "3", "stride": "2", "padding": "1"}],
+    "avgpool2d": [{}, {"input": "2x6x6", "kernel": "3", "stride": "1"}],
+    "dense": [{}, {"input": "100", "outputs": "20"}],
+    "relu": [{}, {"input": "40"}, {"input": "3x5x5"}],
+    "sigmoid": [{}, {"input": "2x4x4"}],
+    "tanh": [{}, {"input": "30"}],
+    "flatten": [{}, {"input": "3x4x4"}],
+    "softmax-cross-entropy": [{}, {"input": "10", "target": "7"}],
+    "mse": [{}, {"input": "20"}],
+}
+
+CASES = [
+    pytest.param(name, options, op, id=f"{name}-{op}-{'-'.join(options.values()) or 'default'}")
+    for name, sizes in SIZES.items()
+    for options in sizes
+    for op in layer_type(name).op_names
+]
+
+
+def test_every_declared_type_is_covered() -> None:
+    assert set(SIZES) == set(types())
+
+
+@pytest.mark.parametrize(("name", "options", "op"), CASES)
+def test_clip_plans_lays_out_and_typesets(name: str, options: dict[str, str], op: str) -> None:
+    spec = layer_type(name).build(options)
+    decl = layer_type(name).op(op)
+    if decl.needs and not getattr(spec, decl.needs):
+        pytest.skip("op needs a parameter the layer has not")
+    plan = plan_scene(derive(spec), op, max_steps=3)
+    assert plan.steps, "a clip has steps"
+    assert len(plan.operators) == len(plan.arrays) - 1
+    layout = clip_layout(plan)
+    assert layout.cell_size >= 0.12, f"cells too small to see: {layout.cell_size:.3f}"
+    frame = CLIP_FRAME.content_box
+    for array in plan.arrays:
+        placement = layout.array(array.role)
+        for box in placement.slices:
+            assert frame.contains(box, tol=1e-6), (array.role, box)
+        for grid in array.grids:
+            assert grid.rows <= 2 * ELIDE_ABOVE and grid.cols <= 2 * ELIDE_ABOVE
+    for step in plan.steps:
+        roles = {a.role for a in plan.arrays}
+        assert step.target.role in roles
+        plan.array(step.target.role).locate(step.target.index)
+        for role, indices in step.highlights.items():
+            assert role in roles, role
+            for index in indices:
+                plan.array(role).locate(index)
+    text = clip_text(plan, layout)
+    for snippet in text.strings:
+        latex_to_typst(snippet)
+    if plan.identity is not None:
+        latex_to_typst(plan.identity)
+
+
+@pytest.mark.parametrize("name", sorted(SIZES))
+def test_the_closing_identity_is_shown_for_every_op_that_has_one(name: str) -> None:
+    spec = layer_type(name).build({})
+    derivation = derive(spec)
+    declared = {i.op for i in layer_type(name).identities}
+    for op in layer_type(name).op_names:
+        map_op = layer_type(name).op(op).highlights_op
+        plan = plan_scene(derivation, op, max_steps=1)
+        if map_op in declared and map_op != "forward":
+            assert plan.identity, (name, op)
+        if op == "forward" and layer_type(name).forward_latex is not None:
+            assert plan.identity == layer_type(name).forward_latex(spec), name
