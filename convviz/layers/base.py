@@ -248,7 +248,8 @@ class OpDecl:
         A few words for ``convviz types``.
     view
         A special drawing of the arrays: ``full-correlation`` (conv2d's ``da-full``:
-        spread ``dz``, rotated kernel), ``gather`` and ``scatter`` (conv-transpose2d).
+        spread ``dz``, rotated kernel), ``gather`` and ``scatter`` (conv-transpose2d),
+        ``move`` (each step's source cell travels to its target: flatten).
     """
 
     name: str

@@ -198,6 +198,7 @@ OPS = (
         (r"\Rightarrow",),
         r"\text{Flatten: the cells of } a \text{ are read row by row into the vector } f",
         summary="f = flatten(a), row-major (C, H, W) order",
+        view="move",
     ),
     OpDecl(
         "da",
@@ -207,6 +208,7 @@ OPS = (
         r"\text{Input gradient: each } da \text{ cell is the } df \text{ cell it was "
         r"flattened into}",
         summary="dL/da = reshape(dL/df) back to the input's shape",
+        view="move",
     ),
 )
 

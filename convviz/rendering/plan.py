@@ -133,6 +133,8 @@ class ScenePlan:
         Closing identity (LaTeX), present only if SymPy verified it for this layer.
     rotate_kernel
         Whether the clip opens by rotating the kernel by 180 degrees.
+    move_cells
+        Whether each step's one source cell travels to its target (flatten).
     caption
         One-line description shown at the top.
     """
@@ -144,6 +146,7 @@ class ScenePlan:
     identity: str | None
     rotate_kernel: bool = False
     caption: str = ""
+    move_cells: bool = False
 
     def array(self, role: str) -> ArrayPlan:
         """The plan of the array playing ``role``."""
@@ -460,6 +463,7 @@ def plan_scene(
         identity=identity,
         rotate_kernel=decl.view in ("full-correlation", "gather"),
         caption=decl.caption,
+        move_cells=decl.view == "move",
     )
 
 

@@ -396,6 +396,34 @@ class ConvolutionScene(OneSegmentScene):
                     moves.append((rect, box, box, float(rect.get_stroke_opacity()), 0.0))
         return moves
 
+    def _ghost(
+        self, step: StepPlan
+    ) -> tuple[VMobject, Callable[[Mobject, float], None]] | None:
+        """A copy of the step's one source cell label, and how it travels to the target."""
+        sources = [(role, index) for role, indices in step.highlights.items() for index in indices]
+        if len(sources) != 1:
+            return None
+        grid, key = self._grid_cell(*sources[0])
+        target_grid, target_key = self._grid_cell(step.target.role, step.target.index)
+        label = grid.label_of.get(key)
+        if label is None:
+            return None
+        ghost = label.copy()
+        start = grid.cell_center(key)
+        end = target_grid.cell_center(target_key)
+        landing = target_grid.label_of.get(target_key)
+        h0 = float(label.height)
+        h1 = float(landing.height) if landing is not None else h0
+
+        def travel(mob: Mobject, alpha: float) -> None:
+            a = smooth(alpha)
+            height = h0 + (h1 - h0) * a
+            if height > 0 and mob.height > 0:
+                mob.scale(height / mob.height)
+            mob.move_to(start + (end - start) * a)
+
+        return ghost, travel
+
     def _labels_over(self, squares: Iterable[VMobject]) -> list[VMobject]:
         wanted = {id(s) for s in squares}
         out = []
@@ -439,7 +467,18 @@ class ConvolutionScene(OneSegmentScene):
             self._current_equation = eq
             # The equation panel never overlaps a grid, so it stays in the static layer.
             extra = self._labels_over(m for m, _, _ in changes)
-            if self.transition > 0 and (changes or moves):
+            ghost = self._ghost(step) if self.plan.move_cells else None
+            if ghost is not None:
+                # the cell's label travels to where it lands (flatten, and back)
+                run_time = max(self.transition, min(0.6, self.step_time / 2))
+                self.add(ghost[0])
+                self.play(
+                    _Restyle(changes, moves, extra, run_time=run_time),
+                    UpdateFromAlphaFunc(ghost[0], ghost[1]),
+                    run_time=run_time,
+                )
+                self.remove(ghost[0])
+            elif self.transition > 0 and (changes or moves):
                 self.play(_Restyle(changes, moves, extra, run_time=self.transition))
             hold_start = float(self.renderer.time)
             self.wait(self.step_time - (hold_start - start))

@@ -106,7 +106,7 @@ def build_scene(tmp_path: Path):
 
     def make(op: str, spec: ConvSpec, **kwargs: Any) -> Any:
         with scene_config(tmp_path / "media"):
-            scene = scene_class(op)(spec, derivation=derivation_of(spec), **kwargs)
+            scene = scene_class(op, spec.TYPE)(spec, derivation=derivation_of(spec), **kwargs)
             scene.build()
         return scene
 

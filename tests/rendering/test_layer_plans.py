@@ -89,3 +89,29 @@ def test_the_closing_identity_is_shown_for_every_op_that_has_one(name: str) -> N
             assert plan.identity, (name, op)
         if op == "forward" and layer_type(name).forward_latex is not None:
             assert plan.identity == layer_type(name).forward_latex(spec), name
+
+
+@pytest.mark.parametrize("op", ["forward", "da"])
+def test_flatten_cells_travel_from_their_source_to_their_place(build_scene, op: str) -> None:
+    import numpy as np
+
+    from convviz.layers.flatten import Flatten
+
+    spec = Flatten((2, 2, 3))
+    scene = build_scene(op, spec)
+    assert scene.plan.move_cells is True
+    for step in scene.plan.steps:
+        ((role, (index,)),) = step.highlights.items()
+        ghost, travel = scene._ghost(step)
+        source_grid, source_key = scene._grid_cell(role, index)
+        target_grid, target_key = scene._grid_cell(step.target.role, step.target.index)
+        travel(ghost, 0.0)
+        np.testing.assert_allclose(ghost.get_center(), source_grid.cell_center(source_key),
+                                   atol=1e-6)
+        travel(ghost, 1.0)
+        np.testing.assert_allclose(ghost.get_center(), target_grid.cell_center(target_key),
+                                   atol=1e-6)
+        # flatten reads row-major (C, H, W): the vector position of a display index
+        (c, i, j) = index if role == "input" else step.target.index
+        (k,) = step.target.index if role == "input" else index
+        assert k == c * 6 + (i - 1) * 3 + j - 6
