@@ -110,7 +110,7 @@ def _whole_derivation(spec: Any, engine: str) -> None:
     derivation = derive(spec, engine=engine)  # type: ignore[arg-type]
     for op in derivation.layer.ops:
         if not op.map_op and (not op.needs or getattr(spec, op.needs)):
-            highlight_map(derivation, op.name)
+            highlight_map(derivation, op.name, expressions=0)
 
 
 #: (name, type, options as in lecture files, target seconds for derive + all maps)

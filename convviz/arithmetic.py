@@ -26,7 +26,15 @@ import sympy
 from numpy.typing import NDArray
 from sympy.core.basic import Basic, ordering_of_classes
 
-__all__ = ["CanonicalBuilder", "canonical_key", "dot", "is_symbolic"]
+__all__ = [
+    "CanonicalBuilder",
+    "canonical_key",
+    "cells_max",
+    "difference",
+    "dot",
+    "heaviside",
+    "is_symbolic",
+]
 
 _UNKNOWN = len(ordering_of_classes) + 1
 _CLASS_KEYS: dict[type, tuple[int, str]] = {}
@@ -64,6 +72,7 @@ def _element_key(value: Any) -> Any:
 
 
 _MUL_CLASS = _class_key(sympy.Mul)
+_HEAVISIDE_NARGS = sympy.Heaviside(sympy.Symbol("x"), 0).nargs
 _INDEXED_CLASS = _class_key(sympy.Indexed)
 _FALLBACK = (sympy.Number, sympy.Mul, sympy.Add, sympy.Pow)
 #: Commutative cells a product of two can be built from directly.
@@ -135,6 +144,18 @@ class CanonicalBuilder:
                     result = sympy.Mul._from_args((first, second), is_commutative=True)
                     self._keys[id(result)] = (result, (_MUL_CLASS, 2, key_a, key_b))
                     return result
+        classes = [_class_key(type(f)) for f in factors]
+        if len(factors) > 1 and len(set(classes)) == len(classes) and not any(
+            not isinstance(f, Basic)
+            or isinstance(f, _FALLBACK) or f is sympy.S.Zero or f is sympy.S.One
+            or not f.is_commutative
+            for f in factors
+        ):
+            # factors of different classes: Basic.compare orders them by class alone, so
+            # their (possibly deep) keys are not needed
+            ordered_factors = [f for _, f in sorted(zip(classes, factors, strict=True),
+                                                    key=_first_of_pair)]
+            return sympy.Mul._from_args(ordered_factors, is_commutative=True)
         kept: list[tuple[tuple[Any, ...], Basic]] = []
         for raw in factors:
             factor = raw if isinstance(raw, Basic) else sympy.sympify(raw, strict=True)
@@ -158,7 +179,7 @@ class CanonicalBuilder:
 
     def total(self, terms: Iterable[Basic]) -> Basic:
         """Return ``Add(*terms)`` (zero terms dropped)."""
-        kept: list[tuple[tuple[Any, ...], Basic]] = []
+        found: list[Basic] = []
         plain = True
         for term in terms:
             if term is sympy.S.Zero:
@@ -169,13 +190,14 @@ class CanonicalBuilder:
                 or not term.is_commutative
             ):
                 plain = False
-            kept.append((self.key(term) if plain else (), term))
-        if not kept:
+            found.append(term)
+        if not found:
             return sympy.S.Zero
-        if len(kept) == 1:
-            return kept[0][1]
+        if len(found) == 1:
+            return found[0]
         if not plain:
-            return sympy.Add(*(t for _, t in kept))
+            return sympy.Add(*found)
+        kept = [(self.key(t), t) for t in found]
         kept.sort(key=_first)
         if any(kept[n][0] == kept[n + 1][0] for n in range(len(kept) - 1)):
             return sympy.Add(*(t for _, t in kept))
@@ -184,6 +206,59 @@ class CanonicalBuilder:
 
 def _first(pair: tuple[tuple[Any, ...], Basic]) -> tuple[Any, ...]:
     return pair[0]
+
+
+def _first_of_pair(pair: tuple[tuple[int, str], Basic]) -> tuple[int, str]:
+    return pair[0]
+
+
+def cells_max(cells: Sequence[Basic]) -> Basic:
+    """``Max(*cells)`` of distinct cells of unknown sign, built without evaluation.
+
+    SymPy's ``Max`` compares every pair of arguments (milliseconds each for real cells)
+    and, even unevaluated, sorts them with ``ordered``, which prints them. Distinct cells
+    of unknown sign cannot be compared, so the result is the unevaluated ``Max``; its
+    arguments are put in ``ordered``'s order directly: cells of one ``IndexedBase`` are
+    atoms to its sort key, compared by their printed names (``a[1, 10]`` before
+    ``a[1, 9]``). Anything else goes to SymPy.
+    """
+    if len(cells) == 1:
+        return cells[0]
+    bases = {c.base for c in cells if type(c) is sympy.Indexed}
+    if len(bases) != 1 or not all(type(c) is sympy.Indexed for c in cells):
+        return sympy.Max(*cells, evaluate=False)
+    args = sorted(cells, key=_printed_indices)
+    node = Basic.__new__(sympy.Max, *args)
+    node._argset = frozenset(args)
+    return node
+
+
+def _printed_indices(cell: sympy.Indexed) -> str:
+    return ", ".join(str(int(i)) for i in cell.indices) + "]"
+
+
+def heaviside(gap: Basic, at_zero: Basic = sympy.S.Half) -> Basic:
+    """``Heaviside(gap, at_zero)`` for a ``gap`` whose sign SymPy cannot decide.
+
+    Built without ``Function.__new__``, which evaluates (asks for the gap's sign) and
+    builds the argument-count set every time; the node is the same.
+    """
+    node = Basic.__new__(sympy.Heaviside, gap, at_zero)
+    node.nargs = _HEAVISIDE_NARGS
+    return node
+
+
+def difference(left: Basic, right: Basic) -> Basic:
+    """``left - right`` for a cell ``left`` and a node ``right`` of another class.
+
+    SymPy's ``Add`` would only order the two terms (``Basic.compare`` orders terms of
+    different classes by class), so they are put in that order directly.
+    """
+    negated = sympy.Mul._from_args((sympy.S.NegativeOne, right), is_commutative=True)
+    terms = (left, negated) if _class_key(type(left)) <= _class_key(sympy.Mul) else (
+        negated, left
+    )
+    return sympy.Add._from_args(terms, is_commutative=True)
 
 
 def is_symbolic(array: NDArray[Any]) -> bool:

@@ -33,12 +33,18 @@ import numpy as np
 import sympy
 from numpy.typing import NDArray
 
-from convviz.arithmetic import CanonicalBuilder
+from convviz.arithmetic import CanonicalBuilder, cells_max, difference, heaviside
 
 __all__ = ["Engine", "cells_in", "chain_rule", "partial"]
 
 Engine = Literal["product-rule", "sympy"]
 
+
+#: Arguments of a Max that need no evaluation (the node already has them distinct).
+_CELL_OR_ZERO = (sympy.Indexed, sympy.Symbol, sympy.core.numbers.Zero)
+
+#: Arguments that are cells (a node whose arguments are all cells holds just those).
+_PLAIN_CELLS = frozenset({sympy.Indexed, sympy.Symbol})
 
 #: Factors that are cells themselves.
 _PLAIN = frozenset({sympy.Indexed, sympy.Symbol, sympy.Derivative})
@@ -54,6 +60,9 @@ def cells_in(factor: sympy.Expr) -> frozenset[Any]:
         and factor.exp.is_Number
     ):
         return frozenset((factor.base,))
+    args = factor.args
+    if args and all(type(a) in _PLAIN_CELLS for a in args):  # Max of cells, exp(cell)
+        return frozenset(args)
     return frozenset(factor.atoms(sympy.Indexed, sympy.Symbol))
 
 
@@ -91,10 +100,22 @@ def partial(
 def _derivative_of_one(node: sympy.Expr, variable: sympy.Expr) -> sympy.Expr:
     """Derivative of a single non-product node, with a fast path for ``Max`` of cells."""
     if isinstance(node, sympy.Max) and variable in node.args:
-        others = [a for a in node.args if a is not variable and a != variable]
+        others = [a for a in node.args if a is not variable]
+        if len(others) == len(node.args):  # an equal cell, not the same object
+            others = [a for a in node.args if a != variable]
         if len(others) == len(node.args) - 1 and not any(
             variable in cells_in(a) for a in others
         ):
+            if all(isinstance(a, _CELL_OR_ZERO) for a in others):
+                # the others are distinct cells, as in the node: Max and Heaviside have
+                # nothing to simplify, so skip their (costly) evaluation
+                if sympy.S.Zero in others:
+                    rest = sympy.Max(*others, evaluate=False) if len(others) > 1 else others[0]
+                    return sympy.Heaviside(variable - rest, evaluate=False)
+                rest = cells_max(others)
+                if len(others) > 1 and isinstance(variable, sympy.Indexed):
+                    return heaviside(difference(variable, rest))
+                return sympy.Heaviside(variable - rest, evaluate=False)
             return sympy.Heaviside(variable - sympy.Max(*others))
     return sympy.diff(node, variable)
 

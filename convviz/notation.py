@@ -108,19 +108,29 @@ def expression_latex(
     """
     import sympy
 
-    swap: dict[Any, Any] = {}
+    cell_names: dict[Any, str] = {}
     for node in sympy.preorder_traversal(expr):
         if isinstance(node, sympy.Indexed | sympy.Symbol | sympy.Derivative):
             cell = cell_of(node)
             if cell is not None:
-                swap[node] = sympy.Symbol(cell_latex(cell.role, cell.index, names))
-    plain = expr.xreplace(swap)
+                cell_names[node] = cell_latex(cell.role, cell.index, names)
+    # The printer names cells as they are drawn; the expression itself is not rebuilt
+    # (rebuilding re-evaluates every Max and Heaviside, which is slow).
     printer = _IndicatorPrinter()
-    if isinstance(plain, sympy.Add) and len(plain.args) > max_terms:
-        parts = [printer.doprint(t) for t in sympy.Add.make_args(plain)]
+    printer.cell_names = cell_names
+    if isinstance(expr, sympy.Add) and len(expr.args) > max_terms:
+        parts = [printer.doprint(t) for t in printer._as_ordered_terms(expr)]
         shown = [*parts[:head], r"\cdots", parts[-1]]
         return " + ".join(shown).replace("+ -", "- ")
-    return str(printer.doprint(plain))
+    if isinstance(expr, sympy.Mul) and not any(
+        isinstance(f, sympy.Number) or (isinstance(f, sympy.Pow) and f.exp.is_negative)
+        for f in expr.args
+    ):
+        # read the upstream gradient first: dz * 1[z > 0], as a lecture says it
+        upstream = [f for f in expr.args if isinstance(f, sympy.Derivative)]
+        rest = [f for f in expr.args if not isinstance(f, sympy.Derivative)]
+        return " ".join(str(printer.doprint(f)) for f in (*upstream, *rest))
+    return str(printer.doprint(expr))
 
 
 def _indicator_printer_class() -> type:
@@ -128,6 +138,20 @@ def _indicator_printer_class() -> type:
 
     class IndicatorPrinter(LatexPrinter):  # type: ignore[misc]
         r"""SymPy's LaTeX, with ``Heaviside`` as an indicator and ``Max`` as ``\max``."""
+
+        cell_names: dict[Any, str] = {}
+
+        def _print_Indexed(self, expr: Any) -> str:
+            name = self.cell_names.get(expr)
+            return name if name is not None else str(super()._print_Indexed(expr))
+
+        def _print_Derivative(self, expr: Any) -> str:
+            name = self.cell_names.get(expr)
+            return name if name is not None else str(super()._print_Derivative(expr))
+
+        def _print_Symbol(self, expr: Any, style: str = "plain") -> str:
+            name = self.cell_names.get(expr)
+            return name if name is not None else str(super()._print_Symbol(expr, style))
 
         def _print_Heaviside(self, expr: Any, exp: Any = None) -> str:
             import sympy

@@ -284,8 +284,14 @@ class Reflector:
         return cell
 
 
-def step_for(reflector: Reflector, target: Cell, expr: Basic) -> Step:
-    """Reflect one target cell's expression into a :class:`Step`."""
+def step_for(
+    reflector: Reflector, target: Cell, expr: Basic, *, expression: bool = True
+) -> Step:
+    """Reflect one target cell's expression into a :class:`Step`.
+
+    ``expression``: also print the LaTeX of an expression that is not a plain sum of
+    products (what the equation panel shows; costly, so only for the steps drawn).
+    """
     terms = reflector.terms(expr)
     used: dict[str, set[Index]] = {}
     for _, factors in terms:
@@ -299,30 +305,33 @@ def step_for(reflector: Reflector, target: Cell, expr: Basic) -> Step:
     highlights = {
         role: tuple(sorted(used[role])) for role in sorted(used, key=lambda r: order.get(r, 99))
     }
-    expression = ""
-    if not reflector.plain:
-        expression = expression_latex(expr, reflector.cell_of, reflector.short_names)
+    latex = ""
+    if expression and not reflector.plain:
+        latex = expression_latex(expr, reflector.cell_of, reflector.short_names)
     return Step(
         target=target,
         terms=tuple(f for _, f in terms),
         coefficients=tuple("1" if c is _ONE else str(c) for c, _ in terms),
         highlights=highlights,
-        expression=expression,
+        expression=latex,
     )
 
 
-def highlight_map(derivation: Derivation, op: str) -> HighlightMap:
+def highlight_map(
+    derivation: Derivation, op: str, *, expressions: int | None = None
+) -> HighlightMap:
     """The highlight map of ``op`` (one of the layer type's ops).
 
     Steps follow the target array in row-major order; each step's highlights come from
-    reflecting that cell's expression, nothing else.
+    reflecting that cell's expression, nothing else. ``expressions``: how many of the
+    first steps get :attr:`Step.expression` (``None``: all; a clip passes its step count).
     """
     layer = derivation.layer
     if op not in layer.op_names:
         raise ValueError(f"unknown op {op!r}; expected one of {', '.join(layer.op_names)}")
     decl = layer.op(op)
     if decl.map_op:
-        base = highlight_map(derivation, decl.map_op)
+        base = highlight_map(derivation, decl.map_op, expressions=expressions)
         return HighlightMap(op=op, arrays=base.arrays, steps=base.steps)
     reflector = Reflector.for_derivation(derivation)
     reflector.short_names = {a.role: a.short for a in layer.all_arrays}
@@ -330,7 +339,12 @@ def highlight_map(derivation: Derivation, op: str) -> HighlightMap:
     targets = derivation.targets(op)
     with paused_gc(derivation.spec.products >= GC_PAUSE_PRODUCTS):
         steps = [
-            step_for(reflector, Cell(role, tuple(i + 1 for i in pos)), expr)
-            for pos, expr in np.ndenumerate(targets)
+            step_for(
+                reflector,
+                Cell(role, tuple(i + 1 for i in pos)),
+                expr,
+                expression=expressions is None or n < expressions,
+            )
+            for n, (pos, expr) in enumerate(np.ndenumerate(targets))
         ]
     return HighlightMap(op=op, arrays=derivation.arrays_for(op), steps=tuple(steps))

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from convviz.arithmetic import CanonicalBuilder, dot
+from convviz.arithmetic import CanonicalBuilder, cells_max, dot
 
 __all__ = ["NUMERIC", "Namespace", "Numeric", "Symbolic"]
 
@@ -154,6 +154,16 @@ class Symbolic(Namespace):
     def maximum(self, cells: Sequence[Any]) -> Any:
         import sympy
 
+        if len(cells) == 1:
+            return cells[0]
+        if _distinct_cells(cells):
+            # nothing to simplify: distinct real cells of unknown sign (and at most a 0)
+            # cannot be compared, so skip SymPy's pairwise comparisons; same expression
+            if sympy.S.Zero in cells:
+                return sympy.Max(*cells, evaluate=False)
+            return cells_max(cells)
+        return sympy.Max(*cells)
+
         return sympy.Max(*cells) if len(cells) > 1 else cells[0]
 
     def exp(self, x: Any) -> Any:
@@ -178,6 +188,21 @@ class Symbolic(Namespace):
 
     def matmul(self, left: NDArray[Any], right: NDArray[Any]) -> NDArray[Any]:
         return dot(left, right, self.builder)
+
+
+def _distinct_cells(cells: Sequence[Any]) -> bool:
+    """Whether ``cells`` are distinct cells without sign assumptions, and at most one 0."""
+    import sympy
+
+    zeros = 0
+    for cell in cells:
+        if cell is sympy.S.Zero:
+            zeros += 1
+        elif not isinstance(cell, sympy.Indexed | sympy.Symbol) or (
+            cell.is_positive is not None or cell.is_nonnegative is not None
+        ):
+            return False
+    return zeros <= 1 and len(set(cells)) == len(cells)
 
 
 #: The numeric namespace (stateless, shared).

@@ -33,7 +33,6 @@ import functools
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -63,6 +62,7 @@ __all__ = [
     "Pool2d",
     "first_maximum",
     "first_maximum_indicator",
+    "window_indicators",
 ]
 
 #: One window: the output position ``(i, j)`` and its input cells ``(r, s)`` inside the
@@ -379,22 +379,23 @@ def avg_reference(spec: Pool2d, arrays: Mapping[str, NDArray[Any]]) -> NDArray[A
 # (the tests compare them with ``==`` against the evaluated constructors): evaluating
 # ``Max`` of distinct cells compares every pair (tens of milliseconds for four cells) only
 # to keep them all, and ``Heaviside``'s ``eval`` cannot decide the sign of ``a - Max(...)``.
-def _max_of(cells: Sequence[Any]) -> Any:
-    """``Max(*cells)`` of distinct cells of one array, given in row-major order.
+def _max_of(cells: Sequence[Any], rank: Mapping[Any, int]) -> Any:
+    """``Max(*cells)`` of distinct cells of one array.
 
-    SymPy's ``Max`` keeps its arguments ``ordered``, which for cells of one
-    ``IndexedBase`` is by index: row-major order.
+    ``rank`` is each cell's position in ``sympy.ordered`` (the order ``Max`` keeps its
+    arguments in: by the cells' printed names, so ``a[1, 10]`` before ``a[1, 9]``).
     """
     import sympy
 
     if len(cells) == 1:
         return cells[0]
-    node = sympy.Basic.__new__(sympy.Max, *cells)
-    node._argset = frozenset(cells)
+    args = sorted(cells, key=rank.__getitem__)
+    node = sympy.Basic.__new__(sympy.Max, *args)
+    node._argset = frozenset(args)
     return node
 
 
-@cache
+@functools.cache
 def _heaviside_nargs() -> Any:
     import sympy
 
@@ -438,63 +439,109 @@ def _canonical(cls: Any, args: Sequence[Any]) -> Any:
     return cls._from_args(sorted(args, key=_compare_key()), is_commutative=True)
 
 
-def _gap(x: Any, rest: Sequence[Any]) -> Any:
-    """``x - Max(*rest)`` (``x - rest[0]`` for one cell)."""
-    import sympy
-
-    negative = sympy.Mul._from_args((sympy.S.NegativeOne, _max_of(rest)), is_commutative=True)
-    return _canonical(sympy.Add, (x, negative))
+_CLASS_ORDER: dict[tuple[type, type], int] = {}
 
 
-def first_maximum_indicator(cells: Sequence[Any], n: int) -> list[Any]:
-    """Factors of ``[cells[n] is the first maximum of cells]`` (cells in row-major order).
+def _before(left: Any, right: Any) -> bool:
+    """Whether ``left`` sorts before ``right`` in SymPy's canonical order.
 
-    ``Heaviside(x - Max(earlier), 0)`` (``x`` beats every earlier cell) and
-    ``Heaviside(x - Max(later), 1)`` (``x`` ties or beats every later cell); a factor is
-    left out when its side is empty, so a lone cell gives no factor (the indicator 1).
-    The cells must be distinct cells of one array.
+    ``Basic.compare`` decides by class name alone when the names differ, so that answer
+    is remembered per pair of classes.
     """
     import sympy
 
-    x = cells[n]
-    factors = []
-    for side, at_zero in ((cells[:n], sympy.S.Zero), (cells[n + 1 :], sympy.S.One)):
-        if side:
-            factors.append(_heaviside(_gap(x, side), at_zero))
-    return factors
+    key = (type(left), type(right))
+    order = _CLASS_ORDER.get(key)
+    if order is None:
+        order = sympy.Basic.compare(left, right)
+        if key[0].__name__ != key[1].__name__:
+            _CLASS_ORDER[key] = order
+    return order < 0
+
+
+def _gap(x: Any, rest: Sequence[Any], rank: Mapping[Any, int]) -> Any:
+    """``x - Max(*rest)`` (``x - rest[0]`` for one cell) for a cell ``x`` not in ``rest``."""
+    import sympy
+
+    negative = sympy.Mul._from_args(
+        (sympy.S.NegativeOne, _max_of(rest, rank)), is_commutative=True
+    )
+    pair = (x, negative) if _before(x, negative) else (negative, x)
+    return sympy.Add._from_args(pair, is_commutative=True)
+
+
+def window_indicators(cells: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Factors of ``[cells[n] is the first maximum of cells]`` for every ``n``.
+
+    ``cells`` are a window's distinct cells of one array in row-major order. Cell ``x``
+    gets ``Heaviside(x - Max(earlier cells), 0)`` (it beats every earlier cell) and
+    ``Heaviside(x - Max(later cells), 1)`` (it ties or beats every later cell), in SymPy's
+    canonical order; a factor is left out when its side is empty, so a lone cell gets no
+    factor (the indicator 1).
+    """
+    import sympy
+
+    rank = {cell: n for n, cell in enumerate(sorted(cells, key=_printed_index))}
+    out = []
+    for n, x in enumerate(cells):
+        factors = []
+        for side, at_zero in ((cells[:n], sympy.S.Zero), (cells[n + 1 :], sympy.S.One)):
+            if side:
+                factors.append(_heaviside(_gap(x, side, rank), at_zero))
+        if len(factors) == 2 and sympy.Basic.compare(factors[0], factors[1]) > 0:
+            factors.reverse()
+        out.append(tuple(factors))
+    return out
+
+
+def first_maximum_indicator(cells: Sequence[Any], n: int) -> tuple[Any, ...]:
+    """Factors of ``[cells[n] is the first maximum of cells]`` (see :func:`window_indicators`)."""
+    return window_indicators(cells)[n]
 
 
 def _index(cell: Any) -> tuple[int, ...]:
     return tuple(int(i) for i in cell.indices)
 
 
+def _printed_index(cell: Any) -> str:
+    """What ``sympy.ordered`` sorts cells of one ``IndexedBase`` by, without printing them.
+
+    A cell is an atom to SymPy's sort key, which compares atoms by their printed names
+    ``a[1, 10]``; the names share the base's prefix, so the indices as printed decide.
+    """
+    return ", ".join(str(int(i)) for i in cell.indices) + "]"
+
+
 class _WindowIndicators:
-    """First-maximum factors of every cell of recently seen windows (bounded memory).
+    """First-maximum factors of the cells of windows being refined.
 
     A window is known by the frozenset of its cells; the factors of all its cells are
-    built the first time any of them is refined. Only the newest windows are kept:
-    gradient cells are refined in row-major order, so a window's cells all come by
-    within a few rows of input cells.
+    built when the first of them is refined and handed out once each, and the window is
+    forgotten when all its cells have had theirs, so nothing outlives a derivation.
+    Windows left partly refined are dropped oldest first beyond ``size``; asking again
+    for a cell already served rebuilds its window (the same expressions).
     """
 
-    def __init__(self, size: int = 16384) -> None:
+    def __init__(self, size: int = 4096) -> None:
         self.size = size
-        self._known: OrderedDict[frozenset[Any], dict[Any, tuple[Any, ...]]] = OrderedDict()
+        self._open: OrderedDict[frozenset[Any], dict[Any, tuple[Any, ...]]] = OrderedDict()
 
     def factors(self, cell: Any, others: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The factors for ``cell`` in the window it forms with ``others``."""
         key = frozenset((cell, *others))
-        found = self._known.get(key)
-        if found is None:
+        found = self._open.get(key)
+        if found is None or cell not in found:
             ordered = sorted(key, key=_index)
             if len(ordered) != len(others) + 1 or len({c.base for c in ordered}) != 1:
                 raise ValueError(f"not a pooling window: {sorted(map(str, ordered))}")
-            found = {
-                c: tuple(first_maximum_indicator(ordered, n)) for n, c in enumerate(ordered)
-            }
-            self._known[key] = found
-            if len(self._known) > self.size:
-                self._known.popitem(last=False)
-        return found[cell]
+            found = dict(zip(ordered, window_indicators(ordered), strict=True))
+            self._open[key] = found
+            if len(self._open) > self.size:
+                self._open.popitem(last=False)
+        factors = found.pop(cell)
+        if not found:
+            del self._open[key]
+        return factors
 
 
 _INDICATORS = _WindowIndicators()
@@ -504,17 +551,19 @@ def _window_of(gap: Any) -> tuple[Any, tuple[Any, ...]]:
     """``(a, others)`` from ``a - Max(*others)`` (or ``a - b``), as SymPy differentiates Max."""
     import sympy
 
-    terms = sympy.Add.make_args(gap)
-    if len(terms) == 2:
-        plus = [t for t in terms if isinstance(t, sympy.Indexed)]
-        minus = [t for t in terms if isinstance(t, sympy.Mul)]
-        if len(plus) == 1 and len(minus) == 1 and minus[0].args[0] is sympy.S.NegativeOne:
-            rest = minus[0].args[1:]
-            if len(rest) == 1:
-                (other,) = rest
-                others = other.args if isinstance(other, sympy.Max) else (other,)
-                if all(isinstance(o, sympy.Indexed) for o in others):
-                    return plus[0], tuple(others)
+    if isinstance(gap, sympy.Add) and len(gap.args) == 2:
+        first, second = gap.args
+        cell, negative = (first, second) if isinstance(first, sympy.Indexed) else (second, first)
+        if (
+            isinstance(cell, sympy.Indexed)
+            and isinstance(negative, sympy.Mul)
+            and len(negative.args) == 2
+            and negative.args[0] is sympy.S.NegativeOne
+        ):
+            other = negative.args[1]
+            others = other.args if isinstance(other, sympy.Max) else (other,)
+            if all(isinstance(o, sympy.Indexed) for o in others):
+                return cell, others
     raise ValueError(f"not the derivative of a window maximum: Heaviside({gap})")
 
 
@@ -523,34 +572,45 @@ def first_maximum(expr: Any) -> Any:
 
     The window is ``a`` with ``others`` (the arguments of SymPy's derivative of ``Max``);
     its cells are ordered row-major by index and the ``Heaviside`` becomes the factors of
-    :func:`first_maximum_indicator`. Indicators already refined (``H0`` of 0 or 1) and
+    :func:`window_indicators`. Indicators already refined (``H0`` of 0 or 1) and
     other factors are kept.
     """
     import sympy
 
-    terms = sympy.Add.make_args(expr)
+    heaviside, half = sympy.Heaviside, sympy.S.Half
     out = []
     changed = False
-    for term in terms:
-        factors = sympy.Mul.make_args(term)
-        if not any(_unrefined(f) for f in factors):
+    for term in sympy.Add.make_args(expr):
+        rest: list[Any] = []
+        found: list[tuple[Any, ...]] = []
+        for factor in sympy.Mul.make_args(term):
+            if isinstance(factor, heaviside) and factor.args[1] is half:
+                found.append(_INDICATORS.factors(*_window_of(factor.args[0])))
+            else:
+                rest.append(factor)
+        if not found:
             out.append(term)
             continue
-        kept: list[Any] = []
-        for factor in factors:
-            if _unrefined(factor):
-                kept.extend(_INDICATORS.factors(*_window_of(factor.args[0])))
-            else:
-                kept.append(factor)
-        out.append(_canonical(sympy.Mul, kept) if kept else sympy.S.One)
         changed = True
+        if len(found) == 1:
+            out.append(_with_indicator(rest, found[0]))
+        else:
+            out.append(sympy.Mul(*rest, *(f for group in found for f in group)))
     return _canonical(sympy.Add, out) if changed else expr
 
 
-def _unrefined(factor: Any) -> bool:
+def _with_indicator(rest: list[Any], indicator: tuple[Any, ...]) -> Any:
+    """``Mul(*rest, *indicator)`` for a product's other factors (in canonical order)."""
     import sympy
 
-    return isinstance(factor, sympy.Heaviside) and factor.args[1] is sympy.S.Half
+    if not indicator:
+        return _canonical(sympy.Mul, rest) if rest else sympy.S.One
+    if any(isinstance(f, sympy.Number | sympy.Pow | sympy.Heaviside) for f in rest):
+        return sympy.Mul(*rest, *indicator)
+    first = indicator[0]
+    before = [f for f in rest if _before(f, first)]
+    after = [f for f in rest if not _before(f, first)]
+    return sympy.Mul._from_args((*before, *indicator, *after), is_commutative=True)
 
 
 # ------------------------------------------------------------------------------ ops
@@ -607,7 +667,7 @@ def _cell(spec: Pool2d, name: str, index: str) -> str:
 def _max_da_latex(spec: Pool2d) -> str:
     a, p = _a(spec), _p(spec)
     return (
-        rf"{_grad(_cell(spec, a, 'r,s'))} = \sum_{{(i,j) \ni (r,s)}} "
+        rf"{_grad(_cell(spec, a, 'r,s'))} = \sum_{{(i,j) \text{{ covering }} (r,s)}} "
         rf"{_grad(_cell(spec, p, 'i,j'))} \, \mathbf{{1}}[{_cell(spec, a, 'r,s')} "
         rf"\text{{ is the first maximum of window }} (i,j)]"
     )
@@ -616,7 +676,7 @@ def _max_da_latex(spec: Pool2d) -> str:
 def _avg_da_latex(spec: Pool2d) -> str:
     kh, kw = spec.kernel_size
     return (
-        rf"{_grad(_cell(spec, _a(spec), 'r,s'))} = \sum_{{(i,j) \ni (r,s)}} "
+        rf"{_grad(_cell(spec, _a(spec), 'r,s'))} = \sum_{{(i,j) \text{{ covering }} (r,s)}} "
         rf"\frac{{1}}{{{kh * kw}}} {_grad(_cell(spec, _p(spec), 'i,j'))}"
     )
 
@@ -631,8 +691,7 @@ def _max_da_form(d: Any) -> NDArray[Any]:
     for c in range(spec.channels):
         for (i, j), cells in spec.windows():
             window = [a[c, r, s] for r, s in cells]
-            for n, (r, s) in enumerate(cells):
-                factors = first_maximum_indicator(window, n)
+            for (r, s), factors in zip(cells, window_indicators(window), strict=True):
                 terms.setdefault((c, r, s), []).append(sympy.Mul(dp[c, i, j], *factors))
     out = np.empty(a.shape, dtype=object)
     for pos in np.ndindex(*a.shape):

@@ -409,7 +409,7 @@ def plan_scene(
 
     decl = layer.op(op)
     map_op = decl.highlights_op
-    hmap: HighlightMap = highlight_map(derivation, op)
+    hmap: HighlightMap = highlight_map(derivation, op, expressions=max_steps)
     steps = hmap.steps if max_steps is None else hmap.steps[:max_steps]
     axis = _kernel_axis(derivation)
     names = {a.role: a.short for a in layer.all_arrays}

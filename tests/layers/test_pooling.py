@@ -1,0 +1,652 @@
+"""maxpool2d and avgpool2d against independent references.
+
+References here never use convviz's pooling code: window cells come from index arithmetic
+written out below, forward and backward passes from explicit loops that follow PyTorch's
+kernels (max pooling pads with -inf and routes a window's gradient to its first maximum
+in row-major order; average pooling divides by kh*kw, padding included), and gradients
+are also checked by central finite differences.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+import sympy
+
+from convviz.derivation import derive
+from convviz.identities import verify
+from convviz.layers import layer_type, type_names
+from convviz.layers.namespace import NUMERIC
+from convviz.layers.pooling import (
+    AvgPool2d,
+    MaxPool2d,
+    first_maximum,
+    first_maximum_indicator,
+    window_indicators,
+)
+from convviz.reflection import highlight_map
+from convviz.spec import MAX_PRODUCTS, SpecError
+
+MAX = layer_type("maxpool2d")
+AVG = layer_type("avgpool2d")
+
+
+# ------------------------------------------------------------------ independent references
+def geometry(spec: Any) -> tuple[int, int, int, int, int, int, int, int, int, int]:
+    h, w = spec.input_size
+    kh, kw = spec.kernel_size
+    sh, sw = spec.stride
+    ph, pw = spec.padding
+    oh = (h + 2 * ph - kh) // sh + 1
+    ow = (w + 2 * pw - kw) // sw + 1
+    return h, w, kh, kw, sh, sw, ph, pw, oh, ow
+
+
+def window_cells(spec: Any, i: int, j: int) -> list[tuple[int, int]]:
+    """0-based input cells of output (i, j), row-major, padding left out."""
+    h, w, kh, kw, sh, sw, ph, pw, _, _ = geometry(spec)
+    out = []
+    for p in range(kh):
+        for q in range(kw):
+            r, s = i * sh - ph + p, j * sw - pw + q
+            if 0 <= r < h and 0 <= s < w:
+                out.append((r, s))
+    return out
+
+
+def all_windows(spec: Any) -> list[tuple[int, int, list[tuple[int, int]]]]:
+    *_, oh, ow = geometry(spec)
+    return [(i, j, window_cells(spec, i, j)) for i in range(oh) for j in range(ow)]
+
+
+def max_loop(spec: Any, x: np.ndarray) -> np.ndarray:
+    """PyTorch's max pooling: -inf padding, strict '>' so the first maximum stays."""
+    h, w, kh, kw, sh, sw, ph, pw, oh, ow = geometry(spec)
+    out = np.empty((x.shape[0], oh, ow), dtype=object)
+    for c in range(x.shape[0]):
+        for i in range(oh):
+            for j in range(ow):
+                best = None
+                for p in range(kh):
+                    for q in range(kw):
+                        r, s = i * sh - ph + p, j * sw - pw + q
+                        if 0 <= r < h and 0 <= s < w and (best is None or x[c, r, s] > best):
+                            best = x[c, r, s]
+                out[c, i, j] = best
+    return out
+
+
+def max_backward_loop(spec: Any, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """PyTorch's max-pooling backward: each window's dp goes to its first maximum."""
+    h, w, kh, kw, sh, sw, ph, pw, oh, ow = geometry(spec)
+    grad = np.zeros(x.shape, dtype=object)
+    grad[...] = 0
+    for c in range(x.shape[0]):
+        for i in range(oh):
+            for j in range(ow):
+                best, where = None, None
+                for p in range(kh):
+                    for q in range(kw):
+                        r, s = i * sh - ph + p, j * sw - pw + q
+                        if 0 <= r < h and 0 <= s < w and (best is None or x[c, r, s] > best):
+                            best, where = x[c, r, s], (c, r, s)
+                grad[where] += g[c, i, j]
+    return grad
+
+
+def avg_loop(spec: Any, x: np.ndarray) -> np.ndarray:
+    h, w, kh, kw, sh, sw, ph, pw, oh, ow = geometry(spec)
+    out = np.zeros((x.shape[0], oh, ow))
+    for c in range(x.shape[0]):
+        for i in range(oh):
+            for j in range(ow):
+                total = 0.0
+                for p in range(kh):
+                    for q in range(kw):
+                        r, s = i * sh - ph + p, j * sw - pw + q
+                        if 0 <= r < h and 0 <= s < w:
+                            total += x[c, r, s]
+                out[c, i, j] = total / (kh * kw)
+    return out
+
+
+def avg_backward_loop(spec: Any, g: np.ndarray) -> np.ndarray:
+    h, w, kh, kw, sh, sw, ph, pw, oh, ow = geometry(spec)
+    grad = np.zeros((g.shape[0], h, w))
+    for c in range(g.shape[0]):
+        for i in range(oh):
+            for j in range(ow):
+                for p in range(kh):
+                    for q in range(kw):
+                        r, s = i * sh - ph + p, j * sw - pw + q
+                        if 0 <= r < h and 0 <= s < w:
+                            grad[c, r, s] += g[c, i, j] / (kh * kw)
+    return grad
+
+
+def finite_differences(forward: Any, x: np.ndarray, g: np.ndarray, step: float = 1e-6) -> Any:
+    """Central differences of L = sum(g * forward(x))."""
+    grad = np.zeros_like(x)
+    for pos in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[pos] += step
+        down[pos] -= step
+        grad[pos] = (np.sum(g * forward(up)) - np.sum(g * forward(down))) / (2 * step)
+    return grad
+
+
+def bindings(d: Any, x: np.ndarray, g: np.ndarray, exact: bool) -> dict[Any, Any]:
+    number = sympy.Integer if exact else sympy.Float
+    values = {d.input[pos]: number(x[pos]) for pos in np.ndindex(x.shape)}
+    values.update({d.grad_output[pos]: number(g[pos]) for pos in np.ndindex(g.shape)})
+    return values
+
+
+def evaluate(array: np.ndarray, values: dict[Any, Any]) -> np.ndarray:
+    out = np.empty(array.shape, dtype=object)
+    for pos, expr in np.ndenumerate(array):
+        value = sympy.sympify(expr).xreplace(values)
+        assert value.is_Number, f"{expr} did not evaluate: {value}"
+        out[pos] = value
+    return out
+
+
+def make(kind: str, **fields: Any) -> Any:
+    return (MaxPool2d if kind == "max" else AvgPool2d)(**fields)
+
+
+# Small layers (evaluated Max of many cells is slow in SymPy, so windows stay small).
+SPECS = [
+    pytest.param(dict(), id="4x4-k2"),
+    pytest.param(dict(input_size=(3, 4), kernel_size=2, stride=1), id="3x4-k2-s1-overlap"),
+    pytest.param(dict(input_size=(5, 5), kernel_size=2, stride=2, padding=1), id="5x5-k2-p1"),
+    pytest.param(dict(input_size=(5, 4), kernel_size=(1, 3), stride=(2, 1)),
+                 id="5x4-k1x3-overlap"),
+    pytest.param(dict(input_size=(3, 3), kernel_size=2, stride=1, channels=2),
+                 id="2x3x3-k2-s1"),
+    pytest.param(dict(input_size=(4, 5), kernel_size=(2, 1), stride=(1, 3), padding=(1, 0)),
+                 id="4x5-k2x1-p1x0"),
+    # SymPy orders cells by printed name (a[1, 10] before a[1, 9]), not by index
+    pytest.param(dict(input_size=(2, 12), kernel_size=2), id="2x12-k2"),
+]
+
+
+@pytest.fixture(scope="module")
+def derived() -> Any:
+    cache: dict[tuple[str, str], Any] = {}
+
+    def get(kind: str, fields: dict[str, Any]) -> Any:
+        key = (kind, repr(sorted(fields.items())))
+        if key not in cache:
+            cache[key] = derive(make(kind, **fields))
+        return cache[key]
+
+    return get
+
+
+# ----------------------------------------------------------------------------- declarations
+def test_declarations() -> None:
+    assert {"maxpool2d", "avgpool2d"} <= set(type_names())
+    assert (MAX.torch_name, MAX.spec_class, MAX.rank) == ("MaxPool2d", MaxPool2d, 30)
+    assert (AVG.torch_name, AVG.spec_class, AVG.rank) == ("AvgPool2d", AvgPool2d, 31)
+    assert MaxPool2d.TYPE == "maxpool2d" and AvgPool2d.TYPE == "avgpool2d"
+    assert [o.key for o in MAX.options] == ["input", "kernel", "stride", "padding", "layer"]
+    assert MAX.op_names == AVG.op_names == ("forward", "da")
+    assert MAX.op("da").operands == ("grad_output", "input")
+    assert AVG.op("da").operands == ("grad_output",)
+    for layer in (MAX, AVG):
+        for op in layer.ops:
+            assert len(op.operators) == len(op.operands)  # arrays drawn (with target) - 1
+            assert op.caption.startswith(r"\text{")
+        assert layer.array("input").short == "a" and layer.array("output").short == "p"
+        assert layer.array("grad_input").short == "da"
+        assert layer.array("grad_output").short == "dp"
+    spec = MAX.build({"layer": "3"})
+    assert MAX.array("input").symbol(spec) == "a^{[3]}"
+    assert MAX.array("output").symbol(spec) == "p^{[3]}"
+
+
+def test_declaration_imports_no_sympy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, convviz.layers.pooling; "
+        "print('sympy' in sys.modules, 'manim' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+# ------------------------------------------------------------------------------------ specs
+def test_defaults_follow_pytorch() -> None:
+    spec = MAX.build({})
+    assert spec == MaxPool2d()
+    assert (spec.input_size, spec.kernel_size, spec.stride, spec.padding) == (
+        (4, 4), (2, 2), (2, 2), (0, 0))
+    assert spec.layer == 1 and spec.channels == 1
+    assert AvgPool2d(kernel_size=3, input_size=(6, 6)).stride == (3, 3)
+    assert MaxPool2d(kernel_size=(3, 2), input_size=(6, 6)).stride == (3, 2)
+    assert MAX.build({"kernel": "3", "input": "7x7"}).stride == (3, 3)
+    assert MAX.build({"kernel": "3", "stride": "1", "input": "7x7"}).stride == (1, 1)
+    assert MaxPool2d(stride=(1, 2)).stride == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("fields", "output"),
+    [
+        (dict(input_size=(4, 4)), (2, 2)),
+        (dict(input_size=(5, 5)), (2, 2)),  # floor mode drops the last row and column
+        (dict(input_size=(7, 5), kernel_size=(3, 2), stride=(2, 1), padding=(1, 1)),
+         (4, 6)),
+        (dict(input_size=(6, 6), kernel_size=3, stride=1), (4, 4)),
+        (dict(input_size=(1, 1), kernel_size=1), (1, 1)),
+        (dict(input_size=(3, 3), kernel_size=2, padding=1), (2, 2)),
+    ],
+)
+def test_output_size(fields: dict[str, Any], output: tuple[int, int]) -> None:
+    for cls in (MaxPool2d, AvgPool2d):
+        spec = cls(**fields)
+        assert spec.output_size == output
+        assert geometry(spec)[-2:] == output
+        assert spec.full_shape("output") == (1, *output)
+        assert spec.full_shape("grad_output") == (1, *output)
+
+
+def test_shapes_drop_a_single_channel() -> None:
+    one = MaxPool2d(input_size=(4, 6))
+    assert one.full_shape("input") == one.full_shape("grad_input") == (1, 4, 6)
+    assert one.display_shape("input") == (4, 6)
+    assert one.display_shape("output") == (2, 3)
+    three = MAX.build({"input": "3x4x6"})
+    assert three.channels == 3
+    assert three.full_shape("input") == three.display_shape("input") == (3, 4, 6)
+    assert three.display_shape("grad_output") == (3, 2, 3)
+
+
+def test_describe_and_slug() -> None:
+    assert MaxPool2d().describe() == "4x4 input, 2x2 kernel, stride 2"
+    assert MaxPool2d().slug() == "4x4_k2x2_s2"
+    spec = AVG.build({"input": "3x6x6", "kernel": "3", "stride": "1x2", "padding": "1",
+                      "layer": "2"})
+    assert spec.describe() == "3x6x6 input, 3x3 kernel, stride 1x2, padding 1"
+    assert spec.slug() == "3x6x6_k3x3_s1x2_p1_l2"
+
+
+def test_products() -> None:
+    spec = MaxPool2d(input_size=(6, 6), kernel_size=3, stride=1, channels=2)
+    assert spec.products == 2 * 4 * 4 * 9
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "needle"),
+    [
+        ({"padding": "2"}, "padding", "at most half the kernel size on each axis"),
+        ({"kernel": "3", "padding": "1x2", "input": "6x6"}, "padding", "got 1x2"),
+        ({"kernel": "5", "input": "4x4"}, "kernel",
+         "kernel height (5) is larger than the padded input height (4)"),
+        ({"kernel": "2x5", "input": "4x4", "padding": "1x0"}, "kernel",
+         "kernel width (5) is larger than the padded input width (4)"),
+        ({"stride": "0"}, "stride", "at least 1"),
+        ({"kernel": "0"}, "kernel", "at least 1"),
+        ({"padding": "-1"}, "padding", "0 or more"),
+        ({"input": "4"}, "input", "expected"),
+        ({"input": "2x2x2x2"}, "input", "expected"),
+        ({"layer": "0"}, "layer", "positive integer"),
+        ({"dilation": "2"}, "dilation", "not an option of maxpool2d"),
+        ({"input": "64x64x64"}, "input", f"limit {MAX_PRODUCTS:,}"),
+    ],
+)
+def test_spec_errors_name_the_option(values: dict[str, str], key: str, needle: str) -> None:
+    with pytest.raises(SpecError) as info:
+        MAX.build(values)
+    assert info.value.field_name == key
+    assert needle in str(info.value)
+
+
+def test_padding_rule_is_pytorchs() -> None:
+    assert MaxPool2d(input_size=(4, 4), kernel_size=3, padding=1).padding == (1, 1)
+    assert MaxPool2d(input_size=(4, 4), kernel_size=2, padding=1).padding == (1, 1)
+    with pytest.raises(SpecError) as info:
+        MaxPool2d(input_size=(4, 4), kernel_size=3, padding=2)
+    assert info.value.field_name == "padding"
+    assert "kernel 3x3 allows up to 1x1" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("fields", "name"),
+    [
+        (dict(channels=0), "channels"),
+        (dict(layer=True), "layer"),
+        (dict(stride=(1, 0)), "stride"),
+        (dict(kernel_size=(2, 2, 2)), "kernel_size"),
+        (dict(input_size=(3, 3), kernel_size=4), "kernel_size"),
+    ],
+)
+def test_spec_class_errors(fields: dict[str, Any], name: str) -> None:
+    with pytest.raises(SpecError) as info:
+        AvgPool2d(**fields)
+    assert info.value.field_name == name
+
+
+def test_windows_follow_index_arithmetic() -> None:
+    for fields in (dict(), dict(input_size=(5, 7), kernel_size=(3, 2), stride=(1, 2),
+                                padding=(1, 1))):
+        spec = MaxPool2d(**fields)
+        assert [(ij, list(cells)) for ij, cells in spec.windows()] == [
+            ((i, j), cells) for i, j, cells in all_windows(spec)
+        ]
+
+
+# -------------------------------------------------------------------------- forward numbers
+@pytest.mark.parametrize("fields", SPECS)
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_forward_numbers(derived: Any, kind: str, fields: dict[str, Any]) -> None:
+    d = derived(kind, fields)
+    spec = d.spec
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(spec.full_shape("input"))
+    g = rng.standard_normal(spec.full_shape("output"))
+    expected = max_loop(spec, x).astype(float) if kind == "max" else avg_loop(spec, x)
+    symbolic = evaluate(d.output, bindings(d, x, g, exact=False)).astype(float)
+    np.testing.assert_allclose(symbolic, expected, rtol=1e-12)
+    layer = d.layer
+    numeric = layer.forward(NUMERIC, spec, {"input": x})["output"]
+    np.testing.assert_allclose(numeric, expected, rtol=1e-12)
+    np.testing.assert_allclose(layer.reference(spec, {"input": x}), expected, rtol=1e-12)
+
+
+def test_avg_coefficient_is_exact() -> None:
+    d = derive(AvgPool2d(input_size=(3, 3), kernel_size=3))
+    a = d.input
+    assert d.output[0, 0, 0] == sympy.Add(*a.flat) * sympy.Rational(1, 9)
+    d = derive(AvgPool2d(input_size=(3, 3), kernel_size=2, stride=1, padding=1))
+    a, dp = d.input, d.grad_output
+    # the corner window holds one input cell, still divided by 4 (count_include_pad=True)
+    assert d.output[0, 0, 0] == a[0, 0, 0] / 4 == sympy.Rational(1, 4) * a[0, 0, 0]
+    assert d.grad_input[0, 0, 0] == (dp[0, 0, 0] + dp[0, 0, 1] + dp[0, 1, 0] + dp[0, 1, 1]) / 4
+
+
+def test_max_padding_never_wins() -> None:
+    # all inputs negative: a zero-padded maximum would be 0, PyTorch's is the input's
+    d = derive(MaxPool2d(input_size=(3, 3), kernel_size=2, padding=1))
+    x = -1.0 - np.arange(9, dtype=float).reshape(1, 3, 3)
+    g = np.ones(d.spec.full_shape("output"))
+    out = evaluate(d.output, bindings(d, x, g, exact=False)).astype(float)
+    np.testing.assert_allclose(out, max_loop(d.spec, x).astype(float))
+    assert out.max() < 0
+    assert d.output[0, 0, 0] == d.input[0, 0, 0]  # the corner window's only cell
+
+
+# ------------------------------------------------------------------------- backward numbers
+@pytest.mark.parametrize("fields", SPECS)
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_gradient_numbers_at_random_points(derived: Any, kind: str,
+                                           fields: dict[str, Any]) -> None:
+    d = derived(kind, fields)
+    spec = d.spec
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(spec.full_shape("input"))  # no ties
+    g = rng.standard_normal(spec.full_shape("output"))
+    got = evaluate(d.grad_input, bindings(d, x, g, exact=False)).astype(float)
+    if kind == "max":
+        loop = max_backward_loop(spec, x, g).astype(float)
+
+        def forward(v: np.ndarray) -> np.ndarray:
+            return max_loop(spec, v).astype(float)
+    else:
+        loop = avg_backward_loop(spec, g)
+
+        def forward(v: np.ndarray) -> np.ndarray:
+            return avg_loop(spec, v)
+    np.testing.assert_allclose(got, loop, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got, finite_differences(forward, x, g), rtol=1e-6, atol=1e-6)
+
+
+TIE_INPUTS = [
+    pytest.param(lambda shape, rng: np.zeros(shape, dtype=int), id="all-equal"),
+    pytest.param(lambda shape, rng: rng.integers(0, 2, shape), id="zeros-and-ones"),
+    pytest.param(lambda shape, rng: rng.integers(-1, 2, shape), id="three-values"),
+]
+
+
+@pytest.mark.parametrize("make_x", TIE_INPUTS)
+@pytest.mark.parametrize("fields", SPECS)
+def test_ties_go_to_the_first_maximum(derived: Any, fields: dict[str, Any], make_x: Any) -> None:
+    d = derived("max", fields)
+    spec = d.spec
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        x = make_x(spec.full_shape("input"), rng)
+        g = rng.integers(1, 10, spec.full_shape("output"))
+        values = bindings(d, x, g, exact=True)
+        got = evaluate(d.grad_input, values)
+        assert (got == max_backward_loop(spec, x, g)).all(), (x, got)
+        assert (evaluate(d.output, values) == max_loop(spec, x)).all()
+
+
+def test_all_equal_window_routes_to_its_top_left_cell() -> None:
+    d = derive(MaxPool2d())
+    x = np.full((1, 4, 4), 5)
+    g = np.arange(1, 5).reshape(1, 2, 2)
+    got = evaluate(d.grad_input, bindings(d, x, g, exact=True))
+    expected = np.zeros((1, 4, 4), dtype=int)
+    expected[0, ::2, ::2] = g[0]
+    assert (got == expected).all()
+
+
+def test_overlapping_windows_add_up() -> None:
+    d = derive(MaxPool2d(input_size=(3, 3), kernel_size=2, stride=1))
+    x = np.zeros((1, 3, 3), dtype=int)
+    x[0, 1, 1] = 10  # the centre is in all four windows and wins each
+    g = np.array([[[1, 2], [3, 4]]])
+    got = evaluate(d.grad_input, bindings(d, x, g, exact=True))
+    assert got[0, 1, 1] == 10
+    assert (np.delete(got.ravel(), 4) == 0).all()
+    assert len(sympy.Add.make_args(d.grad_input[0, 1, 1])) == 4
+    avg = derive(AvgPool2d(input_size=(3, 3), kernel_size=2, stride=1))
+    assert avg.grad_input[0, 1, 1] == sum(avg.grad_output.flat) / 4
+
+
+def test_torch_cross_check() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    for fields in (dict(), dict(input_size=(3, 4), kernel_size=2, stride=1),
+                   dict(input_size=(5, 5), kernel_size=2, stride=2, padding=1)):
+        for kind in ("max", "avg"):
+            d = derive(make(kind, **fields))
+            spec = d.spec
+            module = (torch.nn.MaxPool2d if kind == "max" else torch.nn.AvgPool2d)(
+                spec.kernel_size, spec.stride, spec.padding)
+            for x in (rng.integers(0, 2, spec.full_shape("input")),
+                      rng.standard_normal(spec.full_shape("input"))):
+                g = rng.integers(1, 5, spec.full_shape("output"))
+                t = torch.tensor(x[None], dtype=torch.float64, requires_grad=True)
+                out = module(t)
+                out.backward(torch.tensor(g[None], dtype=torch.float64))
+                values = bindings(d, x, g, exact=x.dtype.kind == "i")
+                np.testing.assert_allclose(
+                    evaluate(d.output, values).astype(float), out.detach().numpy()[0])
+                np.testing.assert_allclose(
+                    evaluate(d.grad_input, values).astype(float), t.grad.numpy()[0])
+
+
+# ---------------------------------------------------------------------- refine (tie rule)
+@pytest.mark.parametrize(
+    "window",
+    [
+        [(1, 1), (1, 2), (2, 1), (2, 2)],
+        [(2, 9), (2, 10), (10, 9), (10, 10)],  # row-major order differs from SymPy's
+        [(1, 8), (1, 9), (1, 10), (1, 11)],
+        [(3, 4), (3, 5)],
+        [(7, 7)],
+    ],
+)
+def test_indicator_nodes_equal_sympys_constructors(window: list[tuple[int, int]]) -> None:
+    a = sympy.IndexedBase("a", real=True)
+    cells = [a[index] for index in window]
+    factors = window_indicators(cells)
+    for n, x in enumerate(cells):
+        before, after = cells[:n], cells[n + 1:]
+        expected = []
+        if before:
+            expected.append(sympy.Heaviside(x - sympy.Max(*before), 0))
+        if after:
+            expected.append(sympy.Heaviside(x - sympy.Max(*after), 1))
+        got = factors[n]
+        assert first_maximum_indicator(cells, n) == got
+        assert list(got) == (list(sympy.Mul(*expected).args) if len(expected) == 2
+                             else expected)
+        for node in got:
+            assert node.func(*node.args) == node
+            assert hash(node) == hash(node.func(*node.args))
+            gap = node.args[0]
+            assert gap == gap.func(*gap.args) and gap.args == sympy.Add(*gap.args).args
+            (m,) = [t for t in gap.args if t.could_extract_minus_sign()]
+            assert m.args == sympy.Mul(*m.args).args
+            if isinstance(-m, sympy.Max):
+                assert (-m).args == sympy.Max(*(-m).args).args
+    assert factors[0] if len(cells) > 1 else factors == [()]
+
+
+def test_max_arguments_in_sympys_order() -> None:
+    rng = np.random.default_rng(5)
+    for rank in (2, 3):
+        base = sympy.IndexedBase("a^{[2]}", real=True)
+        for _ in range(20):
+            picks = {tuple(int(v) for v in rng.integers(1, 120, rank)) for _ in range(6)}
+            cells = sorted((base[p] for p in picks), key=lambda c: c.indices)
+            for got in window_indicators(cells):
+                for node in got:
+                    (m,) = [t for t in node.args[0].args if t.could_extract_minus_sign()]
+                    inner = -m
+                    if isinstance(inner, sympy.Max):
+                        assert inner.args == tuple(sympy.ordered(inner.args))
+                        assert inner == sympy.Max(*reversed(inner.args), evaluate=False)
+
+
+def test_window_cache_is_empty_after_a_derivation() -> None:
+    import convviz.layers.pooling as pooling
+
+    derive(MaxPool2d(input_size=(3, 4), kernel_size=2, stride=1))
+    assert not pooling._INDICATORS._open
+
+
+def test_refined_gradients_hold_no_half() -> None:
+    d = derive(MaxPool2d(input_size=(3, 4), kernel_size=2, stride=1))
+    for expr in d.grad_input.flat:
+        for node in sympy.preorder_traversal(expr):
+            if isinstance(node, sympy.Heaviside):
+                assert node.args[1] in (sympy.S.Zero, sympy.S.One)
+        assert first_maximum(expr) is expr  # already refined
+        assert expr == sympy.Add(*(sympy.Mul(*t.args) for t in sympy.Add.make_args(expr)))
+
+
+def test_refine_reads_the_window_from_max_args() -> None:
+    a = sympy.IndexedBase("a", real=True)
+    dz = sympy.Symbol("dz")
+    cells = [a[1, 1], a[1, 2], a[2, 1], a[2, 2]]
+    raw = dz * sympy.diff(sympy.Max(*cells), a[1, 2])
+    refined = first_maximum(raw)
+    assert refined == dz * sympy.Heaviside(a[1, 2] - a[1, 1], 0) * sympy.Heaviside(
+        a[1, 2] - sympy.Max(a[2, 1], a[2, 2]), 1)
+    two = first_maximum(sympy.diff(sympy.Max(a[3, 1], a[3, 2]), a[3, 1]))
+    assert two == sympy.Heaviside(a[3, 1] - a[3, 2], 1)
+    with pytest.raises(ValueError, match="window maximum"):
+        first_maximum(sympy.Heaviside(a[1, 1] + a[1, 2]))
+
+
+# --------------------------------------------------------------------------- highlight maps
+def display(spec: Any, c: int, r: int, s: int) -> tuple[int, ...]:
+    return (c + 1, r + 1, s + 1) if spec.channels > 1 else (r + 1, s + 1)
+
+
+@pytest.mark.parametrize("fields", SPECS)
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_forward_highlights(derived: Any, kind: str, fields: dict[str, Any]) -> None:
+    d = derived(kind, fields)
+    spec = d.spec
+    hm = highlight_map(d, "forward")
+    expected = {}
+    for c in range(spec.channels):
+        for i, j, cells in all_windows(spec):
+            expected[display(spec, c, i, j)] = {
+                "input": tuple(sorted(display(spec, c, r, s) for r, s in cells))}
+    assert [s.target.role for s in hm.steps] == ["output"] * len(expected)
+    assert {s.target.index: s.highlights for s in hm.steps} == expected
+    assert list(hm.arrays) == ["input", "output"]
+
+
+@pytest.mark.parametrize("fields", SPECS)
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_input_gradient_highlights(derived: Any, kind: str, fields: dict[str, Any]) -> None:
+    d = derived(kind, fields)
+    spec = d.spec
+    h, w = spec.input_size
+    hm = highlight_map(d, "da")
+    expected: dict[tuple[int, ...], dict[str, set[tuple[int, ...]]]] = {}
+    for c, r, s in itertools.product(range(spec.channels), range(h), range(w)):
+        expected[display(spec, c, r, s)] = {"grad_output": set(), "input": set()}
+    for c in range(spec.channels):
+        for i, j, cells in all_windows(spec):
+            for r, s in cells:
+                lit = expected[display(spec, c, r, s)]
+                lit["grad_output"].add(display(spec, c, i, j))
+                if kind == "max" and len(cells) > 1:
+                    # the first-maximum test compares the cell with the whole window
+                    lit["input"].update(display(spec, c, rr, ss) for rr, ss in cells)
+    got = {}
+    for step in hm.steps:
+        assert step.target.role == "grad_input"
+        got[step.target.index] = {role: set(v) for role, v in step.highlights.items()}
+    want = {k: {role: v for role, v in lit.items() if v} for k, lit in expected.items()}
+    assert got == want
+    assert list(hm.arrays) == [*d.layer.op("da").operands, "grad_input"]
+
+
+def test_da_expression_reads_as_indicators(derived: Any) -> None:
+    d = derived("max", {})
+    step = highlight_map(d, "da").steps[0]
+    assert r"1}[a_{1,1} \ge \max(a_{1,2}, a_{2,1}, a_{2,2})]" in step.expression
+    last = highlight_map(d, "da").steps[5]  # a[2,2], last cell of the first window
+    assert r"1}[a_{2,2} > \max(a_{1,1}, a_{1,2}, a_{2,1})]" in last.expression
+
+
+# ------------------------------------------------------------------------------ identities
+@pytest.mark.parametrize("fields", SPECS)
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_identities_hold(derived: Any, kind: str, fields: dict[str, Any]) -> None:
+    d = derived(kind, fields)
+    checks = verify(d)
+    assert [c.op for c in checks] == ["da", "engines"]
+    assert all(c.holds is True for c in checks), checks
+
+
+def test_identity_catches_a_wrong_tie_rule(derived: Any) -> None:
+    d = derived("max", {})
+    a, dp = d.input, d.grad_output
+    wrong = d.grad_input.copy()
+    # a[1,1] claiming its window only when strictly larger than the later cells
+    wrong[0, 0, 0] = dp[0, 0, 0] * sympy.Heaviside(
+        a[0, 0, 0] - sympy.Max(a[0, 0, 1], a[0, 1, 0], a[0, 1, 1]), 0)
+    broken = dataclasses.replace(d, arrays={**d.arrays, "grad_input": wrong})
+    check = verify(broken, engines=False)[0]
+    assert check.holds is False and "(0, 0, 0)" in check.detail
+
+
+def test_latex_stays_in_the_typst_subset() -> None:
+    from convviz.rendering.typst import latex_to_typst
+
+    for layer in (MAX, AVG):
+        for spec in (layer.build({}), layer.build({"input": "2x4x4", "padding": "1"})):
+            texts = [i.latex(spec) for i in layer.identities]
+            texts += [op.caption for op in layer.ops]
+            texts += [o for op in layer.ops for o in op.operators]
+            texts += [a.label(spec) for a in layer.all_arrays]
+            for text in texts:
+                assert latex_to_typst(text)
