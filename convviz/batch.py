@@ -60,6 +60,7 @@ from convviz.spec import SpecError
 __all__ = [
     "CLIP_OPS",
     "HASH_SUFFIX",
+    "BatchInterrupted",
     "Job",
     "JobResult",
     "Lecture",
@@ -417,7 +418,7 @@ def render_job(payload: Mapping[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- running
 @dataclass(frozen=True)
 class JobResult:
-    """What happened to one job: ``rendered``, ``up-to-date`` or ``FAILED``."""
+    """What happened to one job: ``rendered``, ``up-to-date``, ``FAILED`` or ``interrupted``."""
 
     job: Job
     status: str
@@ -527,6 +528,12 @@ def run_batch(
     -------
     list[JobResult]
         In the order of ``jobs``. A failed job never stops the others.
+
+    Raises
+    ------
+    BatchInterrupted
+        On Ctrl-C (``KeyboardInterrupt``), once the running jobs have ended; it carries
+        the results so far.
     """
     jobs = list(jobs)
     results: dict[int, JobResult] = {}
@@ -535,6 +542,21 @@ def run_batch(
         results[index] = result
         if on_result is not None:
             on_result(result)
+
+    def finish(future: cf.Future[Any], index: int) -> None:
+        try:
+            outcome = future.result()
+        except Exception as err:  # the worker died, or the cluster lost it
+            outcome = {"ok": False, "seconds": 0.0, "error": _lost(err)}
+        record(
+            index,
+            JobResult(
+                jobs[index],
+                "rendered" if outcome["ok"] else "FAILED",
+                float(outcome["seconds"]),
+                outcome.get("error"),
+            ),
+        )
 
     pending: list[int] = []
     for index, job in enumerate(jobs):
@@ -546,26 +568,42 @@ def run_batch(
         # Longest first: a long clip started last would leave the other workers idle.
         pending.sort(key=lambda i: -estimated_cost(jobs[i]))
         executor = make_executor()
+        futures: dict[cf.Future[Any], int] = {}
+        interrupted = False
         try:
-            futures = {executor.submit(render_job, jobs[i].payload()): i for i in pending}
+            for i in pending:
+                futures[executor.submit(render_job, jobs[i].payload())] = i
             for future in cf.as_completed(futures):
-                index = futures[future]
-                try:
-                    outcome = future.result()
-                except Exception as err:  # the worker died, or the cluster lost it
-                    outcome = {"ok": False, "seconds": 0.0, "error": _lost(err)}
-                record(
-                    index,
-                    JobResult(
-                        jobs[index],
-                        "rendered" if outcome["ok"] else "FAILED",
-                        float(outcome["seconds"]),
-                        outcome.get("error"),
-                    ),
-                )
+                finish(future, futures[future])
+        except KeyboardInterrupt:  # Ctrl-C here, or in a worker (it leaves no partial file)
+            interrupted = True
         finally:
+            # Queued jobs are dropped; running ones end (Ctrl-C reaches local workers too).
             executor.shutdown(wait=True, cancel_futures=True)
+        if interrupted:
+            for future, index in futures.items():
+                if index not in results and future.done() and not future.cancelled():
+                    with contextlib.suppress(KeyboardInterrupt):
+                        finish(future, index)
+            raise BatchInterrupted(
+                [
+                    results.get(i) or JobResult(jobs[i], "interrupted", error="not rendered")
+                    for i in range(len(jobs))
+                ]
+            )
     return [results[i] for i in range(len(jobs))]
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :func:`run_batch`; ``results`` says what was done.
+
+    Every job is in ``results``, in order: those finished before the interrupt (or while
+    the running ones ended) as usual, the others ``interrupted`` (nothing written).
+    """
+
+    def __init__(self, results: list[JobResult]) -> None:
+        super().__init__("batch interrupted")
+        self.results = results
 
 
 def estimated_cost(job: Job) -> float:

@@ -47,7 +47,7 @@ def statuses(output: str) -> dict[str, str]:
     found = {}
     for line in output.splitlines():
         parts = line.split()
-        if len(parts) >= 6 and parts[3] in ("rendered", "up-to-date", "FAILED"):
+        if len(parts) >= 6 and parts[3] in ("rendered", "up-to-date", "FAILED", "interrupted"):
             found[f"{parts[0]}.{parts[2]}"] = parts[3]
     return found
 
@@ -361,10 +361,31 @@ def test_force_renders_up_to_date_clips_again(tmp_path):
     assert job.is_up_to_date()
 
 
+def test_missing_dask_is_one_line_exit_2(tmp_path, monkeypatch):
+    """Without ``distributed`` installed, --scheduler names the package to install.
+
+    Exit 2, as for every option the machine cannot honour (``OptionError``), and nothing
+    is rendered or written.
+    """
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
+    path = lecture(tmp_path, clip("a"))
+    result = batch(path, "--scheduler", "tcp://127.0.0.1:8786")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        "Error: --scheduler: needs Dask's distributed package: pip install 'dask[distributed]'"
+    ]
+    assert result.stdout == ""
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lecture.toml"]
+
+
 @pytest.mark.slow
 def test_dask_scheduler(tmp_path):
     distributed = pytest.importorskip("distributed")
-    path = lecture(tmp_path, clip("a") + clip("b", op="da"))
+    path = lecture(tmp_path, clip("a") + clip("b", op="da") + clip("bad"))
+    (tmp_path / "media" / "bad.mp4").mkdir(parents=True)  # the output path is a directory
     cluster = distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,
@@ -377,11 +398,191 @@ def test_dask_scheduler(tmp_path):
         result = batch(path, "--scheduler", cluster.scheduler_address)
     finally:
         cluster.close()
-    assert result.exit_code == 0, result.output
-    assert statuses(result.stdout) == {"a.mp4": "rendered", "b.mp4": "rendered"}
+    # A clip failing on a worker fails alone, reported like a local failure.
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert statuses(result.stdout) == {"a.mp4": "rendered", "b.mp4": "rendered",
+                                       "bad.mp4": "FAILED"}
+    (bad_row,) = [line for line in result.stdout.splitlines() if line.startswith("bad ")]
+    assert "directory" in bad_row.lower()
+    assert "lost by the executor" not in bad_row  # the worker's own one-line error
     for name in "ab":
         assert (tmp_path / "media" / f"{name}.mp4").stat().st_size > 1000
         assert (tmp_path / "media" / f"{name}.mp4{HASH_SUFFIX}").is_file()
+    assert not (tmp_path / "media" / f"bad.mp4{HASH_SUFFIX}").exists()
+    assert result.stderr.splitlines()[-1] == "Error: 1 of 3 outputs failed (see the table)"
+
+
+class _Done:
+    """A finished future: ``result()`` returns ``value`` or raises ``error``."""
+
+    def __init__(self, value=None, error=None):
+        import concurrent.futures as cf
+
+        self.future = cf.Future()
+        if error is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(value)
+
+
+class _InterruptingExecutor:
+    """Runs nothing: job "a" has rendered, job "b" got Ctrl-C, the others never start."""
+
+    def __init__(self):
+        import concurrent.futures as cf
+
+        self.submitted = []
+        self.shutdowns = []
+        self._cf = cf
+
+    def submit(self, fn, payload):
+        self.submitted.append(payload["name"])
+        if payload["name"] == "a":
+            return _Done({"ok": True, "seconds": 1.5}).future
+        if payload["name"] == "b":
+            return _Done(error=KeyboardInterrupt()).future
+        return self._cf.Future()  # queued: never runs
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        self.shutdowns.append((wait, cancel_futures))
+
+
+def test_interrupted_run_reports_what_was_done(tmp_path, monkeypatch):
+    import concurrent.futures as cf
+
+    import convviz.batch
+    from convviz.batch import BatchInterrupted, run_batch
+
+    path = lecture(tmp_path, clip("a") + clip("b") + clip("c") + clip("d"))
+    jobs = load_lecture(path).jobs
+    # "d" is up to date already.
+    jobs[3].output.parent.mkdir(parents=True)
+    jobs[3].output.write_bytes(b"video")
+    jobs[3].hash_path.write_text(jobs[3].digest())
+    executor = _InterruptingExecutor()
+    real = cf.as_completed
+
+    def in_file_order(futures):  # "a" is reported before "b" interrupts
+        order = sorted(futures, key=lambda f: futures[f])
+        yield from real(order[:1])
+        yield from real(order[1:2])
+        raise AssertionError("the loop must stop at the interrupt")
+
+    monkeypatch.setattr(convviz.batch.cf, "as_completed", in_file_order)
+    seen = []
+    with pytest.raises(BatchInterrupted) as info:
+        run_batch(jobs, lambda: executor, on_result=seen.append)
+    assert isinstance(info.value, KeyboardInterrupt)  # a plain Ctrl-C to anyone else
+    assert [(r.job.name, r.status) for r in info.value.results] == [
+        ("a", "rendered"), ("b", "interrupted"), ("c", "interrupted"), ("d", "up-to-date")
+    ]
+    assert info.value.results[0].seconds == 1.5
+    assert [r.job.name for r in seen] == ["d", "a"]  # on_result only for what happened
+    assert executor.submitted == ["a", "b", "c"]
+    assert executor.shutdowns == [(True, True)]  # queued jobs dropped, running ones awaited
+
+
+def _interrupted_on_stop(payload):
+    """A batch worker function that gets Ctrl-C while rendering the clip "stop"."""
+    if payload["name"] != "stop":
+        return render_job(payload)
+    import convviz.rendering.api as api
+
+    real_render = api.render
+
+    def interrupted(*args, **kwargs):
+        def on_step(done, total):
+            raise KeyboardInterrupt
+
+        return real_render(*args, **{**kwargs, "on_step": on_step})
+
+    api.render = interrupted
+    try:
+        return render_job(payload)  # KeyboardInterrupt is not a clip failure: it escapes
+    finally:
+        api.render = real_render
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_batch_and_the_summary_says_what_was_done(tmp_path, monkeypatch):
+    """Ctrl-C while a clip renders: no partial file, a summary, "Aborted.", exit 130.
+
+    The interrupt reaches the worker rendering "stop" (as Ctrl-C reaches the whole
+    process group) and comes back to the batch through its future. "a" was done before;
+    "c" may have been handed to the worker already (then it is finished and reported),
+    else it is dropped: either way the table says what is on disk.
+    """
+    import convviz.batch
+
+    monkeypatch.setattr(convviz.batch, "render_job", _interrupted_on_stop)
+    path = lecture(tmp_path, clip("a") + clip("stop") + clip("c"))
+    result = batch(path, "-j", "1")
+    assert result.exit_code == 130, result.output
+    assert result.stderr.splitlines()[-1] == "Aborted."
+    assert "Traceback" not in result.output
+    found = statuses(result.stdout)
+    assert found["a.mp4"] == "rendered" and found["stop.mp4"] == "interrupted"
+    assert found["c.mp4"] in ("rendered", "interrupted")
+    (summary,) = [line for line in result.stdout.splitlines() if " outputs: " in line]
+    rendered = sum(status == "rendered" for status in found.values())
+    assert summary.startswith(
+        f"3 outputs: {rendered} rendered, 0 up to date, 0 failed, {3 - rendered} interrupted"
+    )
+    media = tmp_path / "media"
+    for name, status in found.items():
+        done = status == "rendered"
+        assert (media / name).is_file() == done, name
+        assert (media / f"{name}{HASH_SUFFIX}").is_file() == done, name
+    assert [p.name for p in media.iterdir() if p.name.startswith(".")] == []  # no .part
+    (job_a, job_stop, _) = load_lecture(path).jobs
+    assert job_a.is_up_to_date() and not job_stop.is_up_to_date()
+
+
+@pytest.mark.slow
+def test_batch_without_tex_typesets_with_typst(tmp_path):
+    """No latex/dvisvgm on PATH: the clip renders with Typst and is hashed as such."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    from unittest import mock
+
+    import av
+
+    import convviz.batch
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", "uname", "env"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{bin_dir}",
+           "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    assert shutil.which("latex", path=env["PATH"]) is None
+    path = lecture(tmp_path / "lecture", clip("a", op="forward"))
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("convviz")), "batch", str(path), "-j", "1"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert statuses(proc.stdout) == {"a.mp4": "rendered"}
+    video = tmp_path / "lecture" / "media" / "a.mp4"
+    with av.open(str(video)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames > 10
+    (job,) = load_lecture(path).jobs
+    stored = (video.parent / f"a.mp4{HASH_SUFFIX}").read_text().strip()
+    with mock.patch.object(convviz.batch, "_latex_available", return_value=False):
+        assert stored == job.digest()  # hashed as a Typst render
+    if convviz.batch._latex_available():  # here, with TeX, the same clip hashes otherwise
+        assert stored != job.digest()
+    # No LaTeX ran: nothing was compiled into the TeX cache.
+    tex = tmp_path / "cache" / "convviz" / "tex"
+    assert not tex.exists() or not any(tex.rglob("*.dvi")), json.dumps(
+        sorted(str(p) for p in tex.rglob("*"))
+    )
 
 
 

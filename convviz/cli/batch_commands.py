@@ -12,7 +12,14 @@ from typing import Any
 
 import click
 
-from convviz.batch import JobResult, LectureError, load_lecture, run_batch, summary_table
+from convviz.batch import (
+    BatchInterrupted,
+    JobResult,
+    LectureError,
+    load_lecture,
+    run_batch,
+    summary_table,
+)
 from convviz.cli.options import OptionError
 from convviz.config import ConfigError, SettingError, check_setting, find_defaults
 from convviz.rendering.output import FORMATS, QUALITIES
@@ -223,17 +230,25 @@ def batch_command(
 
     start = time.perf_counter()
     report, close = _reporter(len(plan.jobs))
+    stopped: BatchInterrupted | None = None
     try:
         results = run_batch(plan.jobs, make_executor, force=force, on_result=report)
+    except BatchInterrupted as err:  # Ctrl-C: say what was done, then "Aborted." (130)
+        stopped, results = err, err.results
     finally:
         close()
     elapsed = time.perf_counter() - start
     click.echo(summary_table(results, relative_to=Path.cwd()))
-    counts = {s: sum(r.status == s for r in results) for s in ("rendered", "up-to-date", "FAILED")}
+    statuses = ("rendered", "up-to-date", "FAILED", "interrupted")
+    counts = {s: sum(r.status == s for r in results) for s in statuses}
     click.echo(
         f"{len(results)} outputs: {counts['rendered']} rendered, {counts['up-to-date']} up to "
-        f"date, {counts['FAILED']} failed, in {elapsed:.1f} s"
+        f"date, {counts['FAILED']} failed"
+        + (f", {counts['interrupted']} interrupted" if stopped else "")
+        + f", in {elapsed:.1f} s"
     )
+    if stopped is not None:
+        raise click.exceptions.Abort() from None
     if counts["FAILED"]:
         raise BatchFailed(f"{counts['FAILED']} of {len(results)} outputs failed (see the table)")
 

@@ -263,8 +263,8 @@ def encode_inline(scene: Any) -> bool:
     the hand-offs (about a tenth of its CPU time): there the frame goes straight to the
     same segment encoder, from the drawing thread. The encoder's thread still finishes
     the segment, after the last frame. The encoder sees the same frames in the same
-    order, so the file is the same (a test compares the bytes, with the one x264 thread
-    that batch workers use).
+    order, so the video shows the same frames (a test compares the decoded frames, with
+    the one x264 thread that batch workers use).
 
     Returns whether it could (``False`` with a manim whose file writer has no current
     encode job to write to; frames then take manim's way).

@@ -10,7 +10,9 @@ Regenerate after an intended visual change with::
 
     CONVVIZ_UPDATE_GOLDENS=1 .venv/bin/python -m pytest tests/rendering/test_goldens.py
 
-and look at the PNGs written next to the pytest temporary directory before committing.
+and look at the PNGs written next to the pytest temporary directory before committing;
+then ``.venv/bin/python scripts/golden_pngs.py`` refreshes ``control_data/png/``, the
+committed picture of every golden.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ GOLDENS = [
         id="dw-stride2-pad1-step1",
     ),
     pytest.param("da-full_6x6_k3x3_step0", "da-full", ConvSpec(), 0, id="da-full-seed-step0"),
+    # da[2,2]: an inner input cell, reached by four outputs through four kernel cells.
+    pytest.param("da_6x6_k3x3_step7", "da", ConvSpec(), 7, id="da-seed-step7"),
+    # db[2]: the second filter's bias gradient, the sum of its own dz slice.
+    pytest.param("db_5x5_k3x3_f2_step1", "db", ConvSpec(input_size=(5, 5), filters=2), 1,
+                 id="db-2filters-step1"),
 ]
 
 
@@ -87,23 +94,61 @@ def test_frame_matches_golden(tmp_path, name, op, spec, k):
     assert off <= OFF_PIXELS_TOLERANCE, f"{off:.4%} of pixels off by > 32; see {tmp_path}"
 
 
+def cell_pixels(scene, role: str, index: str) -> tuple[int, int, int, int]:
+    """``(left, top, right, bottom)`` pixel box of a cell in the scene's drawn frame.
+
+    From the scene's ``cell_boxes()`` (scene units) and its camera frame, mapped as the
+    timeline maps them, and shrunk by 3 pixels on each side to stay off the outline.
+    """
+    from convviz.rendering.output import box_to_pixels
+
+    camera = scene.renderer.camera
+    left, top, right, bottom = box_to_pixels(
+        scene.cell_boxes()[role][index].corners(),
+        pixel_width=WIDTH,
+        pixel_height=HEIGHT,
+        frame_width=float(camera.frame_width),
+        frame_height=float(camera.frame_height),
+    )
+    return round(left) + 3, round(top) + 3, round(right) - 3, round(bottom) - 3
+
+
+TEAL = np.array([69, 156, 134])  # the target fill (TEAL_C at 0.75 over black)
+
+
+def teal_share(patch: np.ndarray) -> float:
+    close = np.abs(patch.astype(int) - TEAL).max(axis=2) < 25
+    return float(close.mean())
+
+
 @needs_latex
 def test_golden_frame_is_the_hold_frame_of_the_video(tmp_path):
-    """The golden technique shows what the video shows: same cells lit, same place.
+    """The golden technique shows what the video shows: the lit cell is where it is drawn.
 
-    Checked cheaply on the forward golden: the teal target cell ``z[1,3]`` (step 2) is in
-    the output grid's first row, third column of the frame drawn at step 2, and not at
-    step 0.
+    Checked on the forward golden's layer: inside the box of the target cell ``z[1,3]``
+    (step 2, 0-based) the frame is teal at step 2, and not at steps 0 and 1, when
+    ``z[1,1]`` and ``z[1,2]`` are the targets; and the boxes of those are teal at their
+    own steps only.
     """
     spec = ConvSpec()
-    step0 = frame_at_step("forward", spec, 0, tmp_path / "a")
-    step2 = frame_at_step("forward", spec, 2, tmp_path / "b")
-    teal = np.array([69, 156, 134])
-
-    def teal_share(frame: np.ndarray) -> float:
-        close = np.abs(frame.astype(int) - teal).max(axis=2) < 25
-        return float(close.mean())
-
-    assert teal_share(step0) > 0.002 and teal_share(step2) > 0.002
-    moved = np.abs(step0.astype(int) - step2.astype(int)).max(axis=2) > 32
-    assert moved.any()
+    scenes = [run_until_step("forward", spec, k, tmp_path / str(k), width=WIDTH,
+                             height=HEIGHT) for k in range(3)]
+    frames = [draw_frame(scene) for scene in scenes]
+    for frame in frames:
+        assert frame.shape == (HEIGHT, WIDTH, 3)
+    for k, index in enumerate(("1,1", "1,2", "1,3")):
+        x0, y0, x1, y1 = cell_pixels(scenes[k], "output", index)
+        assert x1 - x0 >= 6 and y1 - y0 >= 6, (x0, y0, x1, y1)
+        # The output grid does not move between steps.
+        assert all(cell_pixels(s, "output", index) == (x0, y0, x1, y1) for s in scenes)
+        for j, frame in enumerate(frames):
+            share = teal_share(frame[y0:y1, x0:x1])
+            if j == k:
+                assert share > 0.6, f"z[{index}] at its step {k}: {share:.0%} teal"
+            else:
+                assert share < 0.05, f"z[{index}] at step {j}: {share:.0%} teal"
+    # The golden of step 2 is that frame: its z[1,3] box is teal too.
+    with np.load(CONTROL / "forward_6x6_k3x3_step2.npz") as data:
+        golden = data["frame_data"]
+    x0, y0, x1, y1 = cell_pixels(scenes[2], "output", "1,3")
+    assert teal_share(golden[y0:y1, x0:x1]) > 0.6

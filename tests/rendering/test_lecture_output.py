@@ -21,6 +21,8 @@ from convviz.rendering.plan import CLIP_OPS, plan_scene
 from convviz.rendering.theme import DARK, LIGHT, PALETTES, THEMES, theme_for
 from convviz.rendering.typst import TypstTranslationError, latex_to_typst
 
+from .conftest import needs_latex
+
 CONVVIZ = Path(sys.executable).with_name("convviz")
 
 
@@ -141,26 +143,103 @@ def test_render_without_tex_on_path(tmp_path: Path) -> None:
     assert not (tmp_path / "x.mp4").exists()
 
 
-@pytest.mark.slow
-def test_typst_and_latex_frames_show_the_same_picture(tmp_path: Path) -> None:
-    """Same layout either way: the lit cells sit at the same pixels."""
-    import convviz
+def _built(tmp_path: Path, op: str, spec: ConvSpec, tex: str):
+    from convviz.rendering.scenes import scene_class
 
-    docs = {}
-    for tex in ("latex", "none"):
-        timeline = tmp_path / f"{tex}.json"
-        convviz.render(ConvSpec(), "forward", output=tmp_path / f"{tex}.png", max_steps=2,
-                       timeline=timeline, tex=tex)
-        docs[tex] = json.loads(timeline.read_text())
-    assert docs["latex"]["arrays"] == docs["none"]["arrays"]
-    latex = np.asarray(Image.open(tmp_path / "latex.png").convert("RGB"), dtype=float)
-    typst = np.asarray(Image.open(tmp_path / "none.png").convert("RGB"), dtype=float)
-    x0, y0, x1, y1 = (int(v) for v in docs["latex"]["arrays"]["output"]["cells"]["1,2"])
-    # The target cell of the last step is teal in both pictures.
-    for image in (latex, typst):
-        patch = image[y0 + 3 : y1 - 3, x0 + 3 : x1 - 3]
-        green = patch[..., 1].mean()
-        assert green > patch[..., 0].mean() + 40
+    from .conftest import derivation_of, scene_config
+
+    with scene_config(tmp_path / tex):
+        scene = scene_class(op)(spec, derivation=derivation_of(spec), tex=tex)
+        scene.build()
+    return scene
+
+
+def _box(mob) -> tuple[float, float, float, float]:
+    x, y, _ = mob.get_center()
+    return float(x), float(y), float(mob.width), float(mob.height)
+
+
+#: LaTeX (Computer Modern) and Typst (New Computer Modern) glyphs differ a little: sizes
+#: agree within this share (operators, such as a starred ``full`` subscript, within the
+#: second), centres within this many scene units (0.6 px at 480p).
+SIZE_TOLERANCE = 0.2
+OPERATOR_SIZE_TOLERANCE = 0.3
+CENTRE_TOLERANCE = 0.02
+
+
+@needs_latex
+@pytest.mark.parametrize("op", ["forward", "da-full"])
+def test_typst_and_latex_labels_have_the_same_boxes(tmp_path: Path, op: str) -> None:
+    """Every typeset label, title and equation: same place, nearly the same size.
+
+    Compares the typeset mobjects themselves (glyph outlines from each backend), not the
+    layout's cell boxes, which do not depend on glyphs at all.
+    """
+    spec = ConvSpec()
+    latex, typst = (_built(tmp_path, op, spec, tex) for tex in ("latex", "typst"))
+    pairs = []
+    for role, grids in latex.grids.items():
+        for n, grid in enumerate(grids):
+            other = typst.grids[role][n]
+            assert set(grid.label_of) == set(other.label_of) != set(), f"{role}[{n}]"
+            for key, label in grid.label_of.items():
+                pairs.append((f"{role}[{n}] {key}", label, other.label_of[key]))
+                cell = grid.cell_size
+                for mob in (label, other.label_of[key]):  # shrunk to fit the cell
+                    assert mob.width <= 0.8 * cell + 1e-6 and mob.height <= 0.42 * cell + 1e-6
+            pairs.append((f"{role}[{n}] title", grid.title, other.title))
+    pairs += [(f"equation {k}", a, b)
+              for k, (a, b) in enumerate(zip(latex._equations, typst._equations, strict=True))]
+    pairs.append(("caption", latex.caption, typst.caption))
+    pairs += [(f"operator {k}", a, b)
+              for k, (a, b) in enumerate(zip(latex.operator_mobs, typst.operator_mobs,
+                                             strict=True))]
+    assert len(pairs) > 30
+    for name, a, b in pairs:
+        (xa, ya, wa, ha), (xb, yb, wb, hb) = _box(a), _box(b)
+        assert min(wa, ha, wb, hb) > 0, f"{name}: empty"
+        share = OPERATOR_SIZE_TOLERANCE if name.startswith("operator") else SIZE_TOLERANCE
+        assert abs(wa - wb) <= share * max(wa, wb), f"{name}: width {wa} vs {wb}"
+        assert abs(ha - hb) <= share * max(ha, hb), f"{name}: height {ha} vs {hb}"
+        # Titles sit on their grid: their bottoms agree, so their centres by half the
+        # height difference.
+        slack = CENTRE_TOLERANCE + (abs(ha - hb) / 2 if name.endswith("title") else 0)
+        assert abs(xa - xb) <= CENTRE_TOLERANCE, f"{name}: x {xa} vs {xb}"
+        assert abs(ya - yb) <= slack, f"{name}: y {ya} vs {yb}"
+    # The typeset text differs: these really are two backends' glyphs.
+    assert any(abs(_box(a)[2] - _box(b)[2]) > 1e-3 for _, a, b in pairs)
+
+
+@needs_latex
+def test_typst_and_latex_frames_show_the_same_picture(tmp_path: Path) -> None:
+    """The drawn frames agree up to glyph shapes; the target cell is teal in both.
+
+    Glyph outlines differ, so pixels are compared after a 3-pixel blur (what is left is
+    where things are and how much ink they carry), against the difference a step makes.
+    """
+    from PIL import ImageFilter
+
+    from .conftest import draw_frame, run_until_step
+
+    spec = ConvSpec()
+    frames = {
+        tex: draw_frame(run_until_step("forward", spec, 2, tmp_path / tex, tex=tex))
+        for tex in ("latex", "typst")
+    }
+    other_step = draw_frame(run_until_step("forward", spec, 1, tmp_path / "s1", tex="latex"))
+
+    def blurred(frame: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(frame).filter(ImageFilter.GaussianBlur(3)), dtype=int)
+
+    latex, typst = blurred(frames["latex"]), blurred(frames["typst"])
+    diff = np.abs(latex - typst)
+    step_diff = np.abs(latex - blurred(other_step))
+    assert diff.mean() < 2.5, diff.mean()
+    assert (diff.max(axis=2) > 32).mean() < 0.01
+    assert step_diff.mean() > 0  # a different step is a different picture...
+    assert (diff.max(axis=2) > 32).sum() < (step_diff.max(axis=2) > 32).sum()  # ...and more so
+    ink = {tex: float((f.max(axis=2) > 60).mean()) for tex, f in frames.items()}
+    assert abs(ink["latex"] - ink["typst"]) < 0.1 * ink["latex"], ink
 
 
 # -- slides ------------------------------------------------------------------------------

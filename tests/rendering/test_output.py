@@ -199,5 +199,6 @@ def test_inline_encoding_writes_the_same_video(tmp_path, monkeypatch):
     assert threads_seen == {"MainThread"}
     a, b = _decoded(queued), _decoded(inline)
     assert len(a) == len(b) == 15 + 6  # 0.6 + 0.4 + 0.4 s at 15 fps
+    # The decoded pictures, not the files' bytes: container and encoder metadata may
+    # differ between runs (encoder threading, muxer timing) without any frame changing.
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
-    assert queued.read_bytes() == inline.read_bytes()

@@ -194,3 +194,99 @@ def test_db_without_bias_is_refused(in_tmp):
     assert len(lines) == 1 and lines[0].startswith("Error: ")
     assert "--no-bias" in lines[0] and "dL/db" in lines[0]
     assert files_under(in_tmp) == []
+
+
+#: Clips of ``render all`` for the small layer below: op, array of the target, chapter title.
+ALL_CLIPS = {
+    "forward": ("output", "z[1,1]"),
+    "dw": ("grad_kernel", "dW[1,1]"),
+    "da": ("grad_input", "da[1,1]"),
+    "db": ("grad_bias", "db"),
+    "da-full": ("grad_input", "da[1,1]"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+def test_render_all_writes_every_clip_with_its_timeline_and_chapters(in_tmp, bias):
+    """``render all`` into directories: one video, timeline and chapters file per clip."""
+    import json
+
+    import av
+
+    from convviz.rendering.output import format_timestamp
+
+    slug = "3x3_k2x2" if bias else "3x3_k2x2_nobias"
+    ops = list(ALL_CLIPS) if bias else [op for op in ALL_CLIPS if op != "db"]
+    args = ["all", "--input", "3x3", "--kernel", "2x2", "--max-steps", "1",
+            "-o", "clips", "--timeline", "timelines", "--chapters", "chapters"]
+    result = run(*args, *([] if bias else ["--no-bias"]))
+    assert result.exit_code == 0, result.output
+    stems = [f"{op}_{slug}" for op in ops]
+    assert len(stems) == (5 if bias else 4)
+    # One line per clip, in the order of the layer type's ops.
+    assert result.stdout.splitlines() == [str(Path("clips") / f"{s}.mp4") for s in stems]
+    assert files_under(in_tmp) == sorted(
+        [Path("chapters"), Path("clips"), Path("timelines")]
+        + [Path("clips") / f"{s}.mp4" for s in stems]
+        + [Path("timelines") / f"{s}.timeline.json" for s in stems]
+        + [Path("chapters") / f"{s}.vtt" for s in stems]
+    )
+    for op, stem in zip(ops, stems, strict=True):
+        role, title = ALL_CLIPS[op]
+        video = in_tmp / "clips" / f"{stem}.mp4"
+        with av.open(str(video)) as container:
+            assert container.streams.video[0].codec_context.width == 854
+        doc = json.loads((in_tmp / "timelines" / f"{stem}.timeline.json").read_text())
+        assert doc["op"] == op
+        assert doc["video"] == str(Path("clips") / f"{stem}.mp4")
+        assert len(doc["steps"]) == 1
+        assert doc["steps"][0]["target"]["role"] == role
+        assert ("grad_bias" in doc["arrays"]) == (op == "db")
+        vtt = (in_tmp / "chapters" / f"{stem}.vtt").read_text()
+        step = doc["steps"][0]
+        span = f"{format_timestamp(step['start'])} --> {format_timestamp(step['end'])}"
+        assert vtt == f"WEBVTT\n\n1\n{span}\n{title}\n"
+
+
+def test_typesetting_error_is_one_line_exit_1(in_tmp, private_tmp, monkeypatch):
+    """A TeX failure is not the user's input: ``RenderFailed``, exit 1, nothing written."""
+    import convviz.rendering.scenes as scenes
+    from convviz.rendering.latex import TypesetError
+
+    def broken(*args, **kwargs):
+        raise TypesetError("LaTeX failed on the labels: ! Undefined control sequence.")
+
+    monkeypatch.setattr(scenes, "typeset", broken)
+    result = run("forward", "--input", "3x3", "--kernel", "2x2", "--max-steps", "1",
+                 "-o", "clip.mp4", "--timeline", "clip.json")
+    assert result.exit_code == 1, result.output
+    assert error_lines(result) == [
+        "Error: LaTeX failed on the labels: ! Undefined control sequence."
+    ]
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    assert files_under(in_tmp) == [Path("tmp")]  # private_tmp
+    assert files_under(private_tmp) == []  # manim's private media directory is gone
+
+
+def test_layout_error_is_one_line_exit_2(in_tmp, private_tmp, monkeypatch):
+    """A layer whose arrays cannot fit the frame is bad input: exit 2, nothing written."""
+    import dataclasses
+
+    import convviz.rendering.labels as labels
+
+    # Cells must be at least 5 scene units: no clip can fit a 14x8 frame.
+    monkeypatch.setattr(labels, "CLIP_FRAME", dataclasses.replace(labels.CLIP_FRAME,
+                                                                  min_cell=5.0))
+    result = run("forward", "--input", "3x3", "--kernel", "2x2", "--max-steps", "1",
+                 "-o", "clip.mp4")
+    assert result.exit_code == 2, result.output
+    lines = error_lines(result)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("Error: arrays do not fit the frame: cells would be ")
+    assert lines[0].endswith("(minimum 5.0)")
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    assert files_under(in_tmp) == [Path("tmp")]  # private_tmp
+    assert files_under(private_tmp) == []

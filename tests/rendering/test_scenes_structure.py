@@ -260,27 +260,82 @@ def test_full_correlation_spreads_dz_and_rotates_the_kernel(build_scene, spec):
         assert labelled == oh * ow + kh * kw, "the seed layer must show every label"
 
 
-@pytest.mark.parametrize("spec", DA_FULL)
-def test_full_correlation_window_pairs_dz_with_the_turned_kernel(spec):
-    """Geometry the da-full clip relies on, checked from the formulas alone.
+def window_pairs(spec: ConvSpec, c: int, r: int, s: int) -> dict:
+    """What the full correlation pairs for ``da[c, r, s]``, from the window alone.
 
-    For ``da[r, s]`` the window on the spread grid starts at ``(r + pad_h, s + pad_w)``;
-    a contributing pair ``dz[i, j] * W[p, q]`` must put ``dz`` at window offset
-    ``(rotated(p) - 1) * d`` - i.e. the lit dz cell sits under the lit turned-kernel cell.
+    The window on the spread, padded dz grid starts at ``(r + pad_h, s + pad_w)`` and has
+    the turned kernel's shape, its rows and columns ``dilation`` apart. Window offset
+    ``(u, v)`` meets the turned kernel's square ``(u + 1, v + 1)``; a pair contributes
+    when the dz square under it holds a real ``dz`` (not a structural or padding zero).
+    Returned as painted squares ``(role, slice, (row, col)) -> style`` of the da-full
+    scene: dz squares in the spread grid, kernel squares in the turned kernel.
     """
     (ph, pw), (dh, dw) = spec.padding, spec.dilation
-    kh, kw = spec.kernel_size
-    for step in expected_steps(spec, "da"):
-        *_, r, s = step.target[1]
-        for f_i_j in step.operands.get("grad_output", ()):
-            R, S = spread_position(spec, *f_i_j[-2:])
-            u, v = (R - r - ph), (S - s - pw)
-            assert u % dh == 0 and v % dw == 0
-            assert 0 <= u // dh < kh and 0 <= v // dw < kw
-            # the turned kernel cell under it is W[p, q] with p = kh - u/d
-            p, q = kh - u // dh, kw - v // dw
-            kernels = {k[-2:] for k in step.operands["kernel"]}
-            assert (p, q) in kernels
+    (kh, kw), (sh, sw) = spec.kernel_size, spec.stride
+    oh, ow = out_size(spec)
+    # Real dz squares of the spread grid: (k-1)*d zero rows on top, rows stride apart.
+    real = {
+        ((kh - 1) * dh + (i - 1) * sh + 1, (kw - 1) * dw + (j - 1) * sw + 1)
+        for i in range(1, oh + 1)
+        for j in range(1, ow + 1)
+    }
+    out = {}
+    for f in range(1, spec.filters + 1):
+        for u in range(kh):
+            for v in range(kw):
+                under = (r + ph + u * dh, s + pw + v * dw)
+                if under in real:
+                    out[("grad_output", f - 1, under)] = "operand"
+                    kernel_slice = (f - 1) * spec.channels + (c - 1)
+                    out[("kernel", kernel_slice, (u + 1, v + 1))] = "operand"
+    out[("grad_input", c - 1, (r, s))] = "target"
+    return out
+
+
+@pytest.mark.parametrize("spec", DA_FULL)
+def test_full_correlation_window_pairs_dz_with_the_turned_kernel(build_scene, spec):
+    """At every step of the da-full clip, the lit squares are the window's pairs.
+
+    The scene is built and stepped; the squares wearing the highlight styles (read from
+    the grids, in the spread dz grid and the turned kernel) must be exactly those
+    :func:`window_pairs` finds by sliding the turned kernel over the spread grid, and
+    each lit dz square must lie under a lit kernel square of the same window offset.
+    """
+    (ph, pw), (dh, dw) = spec.padding, spec.dilation
+    scene = build_scene("da-full", spec)
+    h, w = spec.input_size
+    targets = [
+        (c, r, s)
+        for c in range(1, spec.channels + 1)
+        for r in range(1, h + 1)
+        for s in range(1, w + 1)
+    ]
+    assert len(scene.plan.steps) == len(targets)
+    for k, (c, r, s) in enumerate(targets):
+        scene.apply_step(k)
+        lit = painted(scene, spec, "da-full")
+        assert lit == window_pairs(spec, c, r, s), f"step {k}: da[{c},{r},{s}]"
+        kernel = {(n, key) for (role, n, key) in lit if role == "kernel"}
+        for role, n, (row, col) in lit:
+            if role == "grad_output":
+                u, v = (row - r - ph) // dh, (col - s - pw) // dw
+                assert (row - r - ph, col - s - pw) == (u * dh, v * dw)
+                assert (n * spec.channels + c - 1, (u + 1, v + 1)) in kernel
+        # The display cells too: a lit dz[i, j] is the one the spread position shows.
+        shown = scene.lit_cells()
+        oh, ow = out_size(spec)
+        spread = {
+            spread_position(spec, i, j): (i, j)
+            for i in range(1, oh + 1)
+            for j in range(1, ow + 1)
+        }
+        lit_dz = {
+            (n, spread[key]) for (role, n, key) in lit if role == "grad_output"
+        }
+        assert {
+            (slice_and_key(spec, "da", "grad_output", index)[0], index[-2:])
+            for index in shown.get("grad_output", {})
+        } == lit_dz
 
 
 def test_scene_defaults_to_the_seed_layer_and_rejects_bad_timing(tmp_path):
