@@ -7,8 +7,10 @@ Every layer type has a spec class named as in ``torch.nn``: :class:`Conv2d` (als
 
 The core (everything importable from this package except :func:`render` and the scene
 classes) needs SymPy and NumPy only; Manim is imported on first use of the rendering API.
-Names are loaded on first use, so the command line starts without importing SymPy until
-a command needs it.
+:func:`Sequential` and :func:`load_network` build networks of the specs (see
+:mod:`convviz.network`, whose factories named like ``torch.nn``'s classes take the lazy
+layers' arguments: ``convviz.network.Linear(3)`` has 3 outputs). Names are loaded on
+first use, so the command line starts without importing SymPy until a command needs it.
 
 >>> import convviz
 >>> spec = convviz.ConvSpec(input_size=(6, 6), kernel_size=(3, 3))
@@ -27,6 +29,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from convviz.derivation import OPS, Derivation, derive
+    from convviz.evaluation import NetworkResult, evaluate_network
     from convviz.highlights import ROLES, ArrayInfo, Cell, HighlightMap, Step
     from convviz.identities import FullConvolutionView, IdentityCheck, verify
     from convviz.layers.activation import ReLU, Sigmoid, Tanh
@@ -36,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from convviz.layers.linear import Linear
     from convviz.layers.loss import CrossEntropyLoss, MSELoss
     from convviz.layers.pooling import AvgPool2d, MaxPool2d
+    from convviz.network import Network, Sequential, derive_network, load_network
     from convviz.numeric import NumericCheck, cross_check
     from convviz.reflection import ReflectionError, Reflector, highlight_map
     from convviz.rendering.api import render
@@ -64,6 +68,12 @@ _LOCATIONS = {
     "FullConvolutionView": "convviz.identities",
     "IdentityCheck": "convviz.identities",
     "verify": "convviz.identities",
+    "NetworkResult": "convviz.evaluation",
+    "evaluate_network": "convviz.evaluation",
+    "Network": "convviz.network",
+    "Sequential": "convviz.network",
+    "derive_network": "convviz.network",
+    "load_network": "convviz.network",
     "NumericCheck": "convviz.numeric",
     "cross_check": "convviz.numeric",
     "ReflectionError": "convviz.reflection",
@@ -117,10 +127,13 @@ __all__ = [
     "Linear",
     "MSELoss",
     "MaxPool2d",
+    "Network",
+    "NetworkResult",
     "NumericCheck",
     "ReLU",
     "ReflectionError",
     "Reflector",
+    "Sequential",
     "Sigmoid",
     "SpecError",
     "Step",
@@ -129,7 +142,10 @@ __all__ = [
     "__version__",
     "cross_check",
     "derive",
+    "derive_network",
+    "evaluate_network",
     "highlight_map",
+    "load_network",
     "render",
     "scene_class",
     "verify",

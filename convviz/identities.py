@@ -111,7 +111,8 @@ def verify(
                 )
             )
         else:
-            reference = derive(spec, engine="sympy")
+            names = {role: str(base) for role, base in derivation.bases.items()}
+            reference = derive(spec, engine="sympy", names=names)
             bad = None
             for role in layer.variables:
                 grad = f"grad_{role}"

@@ -74,6 +74,10 @@ def _register() -> None:
 
     for command in storyboard_commands.COMMANDS:
         main.add_command(command)
+    from convviz.cli import network_commands
+
+    for command in network_commands.COMMANDS:
+        main.add_command(command)
     from convviz.cli import batch_commands
 
     for command in batch_commands.COMMANDS:

@@ -105,7 +105,7 @@ def highlights_command(op: str, spec: Any, as_json: bool) -> None:
     from convviz.derivation import derive
     from convviz.reflection import highlight_map
 
-    hmap = highlight_map(derive(spec, only=(layer_type(spec).op(op).target,)), op)
+    hmap = highlight_map(derive(spec, only=(layer_type(spec).op(op).target,)), op, expressions=0)
     if as_json:
         click.echo(json.dumps(hmap.to_json()))  # no indent: the C encoder
         return
@@ -119,17 +119,41 @@ def highlights_command(op: str, spec: Any, as_json: bool) -> None:
 
 
 @click.command("check")
+@click.argument("network", required=False, type=click.Path(exists=True, dir_okay=False))
 @layer_options
 @click.option("--seed", default=0, show_default=True, help="Seed of the random test point.")
-def check_command(spec: Any, seed: int) -> None:
+def check_command(network: str | None, spec: Any, seed: int) -> None:
     """Verify the derivation: symbolic identities and numeric cross-checks.
 
-    Exits 0 only if everything passes.
+    Without NETWORK, checks the layer the options describe. With a NETWORK file (TOML,
+    as for `convviz evaluate`; layer options are then an error), checks every layer's
+    identities and the whole chain: symbolic gradients of every parameter and input cell
+    (a spread sample of large arrays) against finite differences of the loss, at a point
+    in general position drawn from --seed (input standard normal, parameters uniform in
+    +-1/sqrt(fan_in)). Exits 0 only if everything passes.
 
     \b
-    Example:
+    Examples:
       convviz check --input 2x7x7 --kernel 3x3 --stride 2 --padding 1 --filters 2
+      convviz check examples/tiny_cnn.toml
     """
+    if network is not None:
+        from convviz.cli.network_commands import run_check
+        from convviz.cli.options import OptionError
+
+        ctx = click.get_current_context()
+        given = [
+            p.opts[0] for p in ctx.command.params
+            if (p.name or "").startswith("layer_") or p.name == "type_name"
+            if ctx.get_parameter_source(p.name or "") is click.core.ParameterSource.COMMANDLINE
+        ]
+        if given:
+            raise OptionError(
+                f"{given[0]}: layer options cannot be combined with a NETWORK file "
+                "(the file gives every layer's options)"
+            )
+        run_check(network, seed)
+        return
     from convviz.derivation import derive
     from convviz.identities import verify
     from convviz.numeric import cross_check
