@@ -174,6 +174,10 @@ def paused_gc(pause: bool = True) -> Iterator[None]:
     try:
         yield
     finally:
+        # The new objects go to the permanent generation, so the collector's next full
+        # pass does not scan the whole derivation again (they are still freed by
+        # reference counting).
+        gc.freeze()
         if enabled:
             gc.enable()
 

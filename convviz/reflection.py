@@ -292,6 +292,20 @@ def step_for(
     ``expression``: also print the LaTeX of an expression that is not a plain sum of
     products (what the equation panel shows; costly, so only for the steps drawn).
     """
+    if type(expr) is sympy.Mul and len(expr.args) == 2:
+        # one product of two known cells (dW = dz a): the general path, shortened
+        known = reflector._cells
+        first, second = known.get(expr.args[0]), known.get(expr.args[1])
+        if first is not None and second is not None and first != second:
+            key = reflector._sort_key
+            if key(second) < key(first):
+                first, second = second, first
+            if first.role == second.role:
+                pair = {first.role: (first.index, second.index)}
+            else:
+                pair = {first.role: (first.index,), second.role: (second.index,)}
+            reflector.plain = True
+            return Step(target, ((first, second),), ("1",), pair)
     terms = reflector.terms(expr)
     used: dict[str, set[Index]] = {}
     for _, factors in terms:
@@ -317,6 +331,16 @@ def step_for(
     )
 
 
+def _reflector_of(derivation: Derivation) -> Reflector:
+    """The derivation's reflector, made once: every map of a layer meets the same cells."""
+    known = derivation.__dict__.get("_reflector")
+    if known is None:
+        known = Reflector.for_derivation(derivation)
+        known.short_names = {a.role: a.short for a in derivation.layer.all_arrays}
+        object.__setattr__(derivation, "_reflector", known)
+    return known  # type: ignore[no-any-return]
+
+
 def highlight_map(
     derivation: Derivation, op: str, *, expressions: int | None = None
 ) -> HighlightMap:
@@ -333,8 +357,7 @@ def highlight_map(
     if decl.map_op:
         base = highlight_map(derivation, decl.map_op, expressions=expressions)
         return HighlightMap(op=op, arrays=base.arrays, steps=base.steps)
-    reflector = Reflector.for_derivation(derivation)
-    reflector.short_names = {a.role: a.short for a in layer.all_arrays}
+    reflector = _reflector_of(derivation)
     role = decl.target
     targets = derivation.targets(op)
     with paused_gc(derivation.spec.products >= GC_PAUSE_PRODUCTS):
