@@ -300,6 +300,7 @@ def step_for(
             key = reflector._sort_key
             if key(second) < key(first):
                 first, second = second, first
+            pair: dict[str, tuple[Index, ...]]
             if first.role == second.role:
                 pair = {first.role: (first.index, second.index)}
             else:
@@ -338,7 +339,7 @@ def _reflector_of(derivation: Derivation) -> Reflector:
         known = Reflector.for_derivation(derivation)
         known.short_names = {a.role: a.short for a in derivation.layer.all_arrays}
         object.__setattr__(derivation, "_reflector", known)
-    return known  # type: ignore[no-any-return]
+    return known
 
 
 def highlight_map(
