@@ -600,3 +600,42 @@ def test_workers_encode_inline_only_when_each_owns_a_core(monkeypatch):
     for jobs, inline in ((1, False), (2, True)):
         with convviz.batch.process_executor(jobs) as pool:
             assert set(pool.map(_inline_flag, range(2 * jobs))) == {inline}
+
+
+def test_lecture_clips_take_every_layer_type_and_its_keys(tmp_path):
+    from convviz.layers.conv_transpose2d import ConvTranspose2d
+    from convviz.layers.linear import Linear
+    from convviz.layers.pooling import MaxPool2d
+
+    body = (
+        clip("pool", "da", type="maxpool2d", stride=1)
+        + clip("tconv", "forward-scatter", type="conv-transpose2d", input="3x3", stride=2,
+               output_padding=1)
+        + clip("dense", "dw", type="dense", input="5", outputs=2, bias=False)
+    )
+    jobs = {job.name: job for job in load_lecture(lecture(tmp_path, body)).jobs}
+    # [defaults] input/kernel apply where the type takes them (pooling), not to dense
+    assert jobs["pool"].spec == MaxPool2d(input_size=(4, 4), kernel_size=(2, 2), stride=(1, 1))
+    assert jobs["tconv"].spec == ConvTranspose2d(input_size=(3, 3), kernel_size=(2, 2),
+                                                 stride=(2, 2), output_padding=(1, 1))
+    assert jobs["dense"].spec == Linear(inputs=5, outputs=2, bias=False)
+    assert jobs["tconv"].op == "forward-scatter"
+    # the type is part of what decides a clip's content
+    assert len({job.digest() for job in jobs.values()}) == 3
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"type": "relu", "kernel": "3"}, 'clip 1 ("a"): kernel: not an option of relu'),
+        ({"type": "dense", "outputs": 0}, 'clip 1 ("a"): outputs: must be a positive integer'),
+        ({"type": "nope"}, 'clip 1 ("a"): type: unknown layer type'),
+        ({"type": "maxpool2d", "op": "dw"}, 'clip 1 ("a"): op: must be one of forward, da'),
+    ],
+)
+def test_lecture_layer_errors_name_the_clip_and_the_key(tmp_path, fields, expected):
+    op = fields.pop("op", "forward")
+    result = batch(lecture(tmp_path, clip("a", op, **fields), defaults='[defaults]\n'))
+    assert result.exit_code == 2
+    assert expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
