@@ -62,6 +62,7 @@ def survivors(module: str) -> list[str]:
 
 
 def main() -> int:
+    """Run mutmut (unless ``--report``) and print the score table; exit 0 if all pass."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", action="store_true", help="do not run mutmut first")
     parser.add_argument("--survivors", metavar="MODULE", help="list a module's survivors")
