@@ -18,6 +18,13 @@ A lecture file names every clip once::
     stride = 2
     max_steps = 4
 
+    [[clip]]
+    name = "pooling-numbers"
+    op = "forward"
+    type = "maxpool2d"
+    seed = 3                # draw the clip at numbers (or values = "pool.json",
+    show = "both"           # relative to this file); show: symbols, values or both
+
 Settings are resolved, last one winning: built-in defaults, the project's defaults
 (:mod:`convviz.config`), the lecture's ``[defaults]``, the clip, then command-line
 overrides. Each (clip, format) pair is a :class:`Job`; a job is skipped when its output
@@ -96,7 +103,9 @@ LAYER_KEYS: tuple[str, ...] = _layer_keys()
 
 _CLIP_SETTINGS = ("formats", "quality", "theme", "palette", "step_time", "max_steps", "fps")
 _DEFAULTS_KEYS = (*SETTING_KEYS, "max_steps", *LAYER_KEYS)
-_CLIP_KEYS = ("name", "op", *LAYER_KEYS, *_CLIP_SETTINGS)
+#: A clip's numbers: ``seed``, ``values`` (a values file beside the lecture) and ``show``.
+_NUMBER_KEYS = ("seed", "values", "show")
+_CLIP_KEYS = ("name", "op", *LAYER_KEYS, *_CLIP_SETTINGS, *_NUMBER_KEYS)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -170,6 +179,10 @@ class Job:
     max_steps: int | None
     fps: int | None
     output: Path
+    seed: int | None = None
+    #: The contents of the clip's values file (``None``: no file).
+    values: Mapping[str, Any] | None = None
+    show: str | None = None
 
     @property
     def hash_path(self) -> Path:
@@ -206,7 +219,14 @@ class Job:
 
     def _settings(self) -> dict[str, Any]:
         """Everything that decides the output's content."""
+        numbers = {
+            key: value
+            for key, value in (("seed", self.seed), ("values", self.values),
+                               ("show", self.show))
+            if value is not None
+        }  # only when given: clips without numbers keep the hashes they had
         return {
+            **numbers,
             "op": self.op,
             "type": self.spec.TYPE,
             "spec": asdict(self.spec),
@@ -336,6 +356,7 @@ def load_lecture(
         except SettingError as err:
             origin = " (from [defaults])" if err.key not in entry and err.key in defaults else ""
             raise LectureError(f"{where}: {err.key}{origin}: {err.rule}") from None
+        spec, seed, values, show = _clip_numbers(where, path.parent, entry, spec)
         from convviz.layers import layer_type
 
         ops = layer_type(spec).op_names
@@ -357,11 +378,51 @@ def load_lecture(
                     max_steps=resolved["max_steps"],
                     fps=resolved["fps"],
                     output=output_dir / f"{name}.{fmt}",
+                    seed=seed,
+                    values=values,
+                    show=show,
                 )
             )
     if not jobs:
         raise LectureError(f"{path}: clip: no [[clip]] entries")
     return Lecture(path=path, jobs=tuple(jobs), output_dir=output_dir)
+
+
+def _clip_numbers(
+    where: str, folder: Path, entry: Mapping[str, Any], spec: Any
+) -> tuple[Any, int | None, dict[str, Any] | None, str | None]:
+    """A clip's ``seed``, ``values`` (read and checked now) and ``show``.
+
+    Returns the spec (a values file may set a softmax-cross-entropy's class), the seed,
+    the values file's contents and the show mode (``None`` where not given).
+    """
+    from convviz.rendering.values import ValuesInputError, layer_values, resolve_show
+
+    seed = entry.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise LectureError(f"{where}: seed: a whole number of at least 0 expected, got "
+                           f"{seed!r}")
+    given = entry.get("values")
+    document: dict[str, Any] | None = None
+    if given is not None:
+        if not isinstance(given, str):
+            raise LectureError(f"{where}: values: a path to a values file expected, got "
+                               f"{given!r}")
+        try:
+            document = json.loads((folder / given).read_text(encoding="utf-8"))
+        except OSError as err:
+            raise LectureError(f"{where}: values: {given}: cannot read: "
+                               f"{err.strerror or err}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+            raise LectureError(f"{where}: values: {given}: not valid JSON: "
+                               f"{_one_line(err)}") from None
+    show = entry.get("show")
+    try:
+        numbers = layer_values(spec, seed=seed, values=document, where=f"values: {given}")
+        resolve_show(show, numbers is not None, where="show")
+    except ValuesInputError as err:
+        raise LectureError(f"{where}: {err}") from None
+    return (numbers.spec if numbers is not None else spec), seed, document, show
 
 
 # ------------------------------------------------------------------------------ worker
@@ -404,6 +465,9 @@ def render_job(payload: Mapping[str, Any]) -> dict[str, Any]:
             step_time=payload["step_time"],
             max_steps=payload["max_steps"],
             theme=load_theme(payload["theme"], payload["palette"]),
+            seed=payload.get("seed"),
+            values=payload.get("values"),
+            show=payload.get("show"),
             # x264's own threads do not make these small frames faster (measured), and
             # with a worker per core they would only compete with the other workers.
             encoder_threads=1,

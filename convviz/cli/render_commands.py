@@ -13,7 +13,7 @@ from convviz.cli.options import OptionError, check_op, layer_options
 from convviz.config import ConfigError, SettingError, check_setting, find_defaults
 from convviz.layers import layer_type
 
-__all__ = ["COMMANDS", "clip_ops", "render_command"]
+__all__ = ["COMMANDS", "clip_ops", "numbers_options", "render_command", "resolve_numbers"]
 
 
 def clip_ops(spec: Any) -> list[str]:
@@ -49,9 +49,60 @@ def _progress(label: str) -> tuple[Callable[[int, int], None], Callable[[], None
     return update, close
 
 
+def numbers_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--seed``, ``--values`` and ``--show``: draw a clip at numbers."""
+    options = [
+        click.option(
+            "--seed",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Draw the clip at numbers from this seed (inputs 0..3, weights and biases "
+            "multiples of 0.25 in [-0.5, 0.5], grad_output multiples of 0.25 in [-1, 1]).",
+        ),
+        click.option(
+            "--values",
+            "values_file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=None,
+            metavar="FILE.json",
+            help="Draw the clip at these numbers: a values file as for networks, for the "
+            "one layer ({\"input\": ..., \"layers\": [{\"weight\": ..., \"bias\": ...}], "
+            "\"grad_output\": ...}); what it leaves out comes from --seed.",
+        ),
+        click.option(
+            "--show",
+            type=click.Choice(["symbols", "values", "both"]),
+            default=None,
+            help="What the cells show: symbols, values, or both (the name above the "
+            "number). [default: values with --seed/--values, else symbols]",
+        ),
+    ]
+    for decorator in reversed(options):
+        func = decorator(func)
+    return func
+
+
+def resolve_numbers(
+    spec: Any, seed: int | None, values_file: Path | None, show: str | None
+) -> tuple[Any, str]:
+    """The clip's numbers (a LayerValues, or None) and show mode, as an OptionError."""
+    from convviz.rendering.values import ValuesInputError, layer_values, resolve_show
+
+    try:
+        numbers = layer_values(
+            spec, seed=seed, values=values_file,
+            where=f"--values {values_file}" if values_file is not None else "--seed",
+        )
+        return numbers, resolve_show(show, numbers is not None, where="--show",
+                                     hint="give --seed N or --values FILE.json")
+    except ValuesInputError as err:
+        raise OptionError(str(err)) from None
+
+
 @click.command("render")
 @click.argument("op")
 @layer_options
+@numbers_options
 @click.option(
     "-q",
     "--quality",
@@ -135,6 +186,9 @@ def render_command(
     theme: str | None,
     palette: str | None,
     slides: bool,
+    seed: int | None,
+    values_file: Path | None,
+    show: str | None,
 ) -> None:
     """Render the animation of OP to a video.
 
@@ -146,6 +200,8 @@ def render_command(
       convviz render forward
       convviz render dw --input 5x5 --stride 2 -q h -o dw.mp4 --timeline dw.json
       convviz render all --input 3x6x6 --filters 2 -o lecture/
+      convviz render forward --seed 0 --show both
+      convviz render da --type maxpool2d --values pool.json
 
     Options not given come from the project's defaults, if any: the first convviz.toml,
     or pyproject.toml with a [tool.convviz] table, in this directory or above it.
@@ -161,6 +217,9 @@ def render_command(
     fps = fps if fps is not None else project.fps
     media = project.output_dir or Path("media")
     ops = clip_ops(spec) if op == "all" else [check_op(spec, op)]
+    numbers, show = resolve_numbers(spec, seed, values_file, show)
+    if numbers is not None:
+        spec = numbers.spec
     if op == "all" and output is not None and output.suffix:
         raise OptionError("-o: with 'all', give a directory, not a file name")
     chosen = fmt or (output.suffix.lstrip(".").lower() if output and output.suffix else "mp4")
@@ -215,6 +274,8 @@ def render_command(
                 tex=tex,
                 theme=theme_for(theme, palette),
                 slides=target.parent / "slides" if slides else None,
+                values=numbers,
+                show=show,
             )
         except (RenderError, LayoutError) as err:
             raise OptionError(str(err)) from None

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from convviz.cli.options import OptionError, check_op, layer_options
+from convviz.cli.render_commands import numbers_options, resolve_numbers
 from convviz.layers import layer_type
 
 __all__ = ["COMMANDS", "storyboard_command"]
@@ -31,6 +32,7 @@ def _title(spec: Any, op: str) -> str:
 @click.command("storyboard")
 @click.argument("op")
 @layer_options
+@numbers_options
 @click.option(
     "-o",
     "--output",
@@ -60,6 +62,9 @@ def storyboard_command(
     theme: str,
     palette: str,
     tex: str,
+    seed: int | None,
+    values_file: Path | None,
+    show: str | None,
 ) -> None:
     """Write one printable sheet with the key frames of OP's clip, for handouts.
 
@@ -69,8 +74,12 @@ def storyboard_command(
     Examples:
       convviz storyboard forward -o forward.pdf
       convviz storyboard dw --input 8x8 --every 4 --theme light -o dw.svg
+      convviz storyboard forward --type maxpool2d --seed 3 -o pool.png
     """
     check_op(spec, op)
+    numbers, show = resolve_numbers(spec, seed, values_file, show)
+    if numbers is not None:
+        spec = numbers.spec
     kind = "" if spec.TYPE == "conv2d" else f"{spec.TYPE}_"
     target = output or Path("media") / f"storyboard_{op}_{kind}{spec.slug()}.png"
     if target.suffix.lower() not in (".png", ".pdf", ".svg"):
@@ -92,7 +101,8 @@ def storyboard_command(
     chosen = theme_for(theme, palette)
     try:
         frames = capture_frames(
-            spec, op, every=every, theme=chosen, tex=resolve_tex(tex), max_steps=max_steps
+            spec, op, every=every, theme=chosen, tex=resolve_tex(tex), max_steps=max_steps,
+            values=numbers, show=show,
         )
         written = write_storyboard(
             target, frames, title=f"{_title(spec, op)}: {spec.describe()}", theme=chosen,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,8 +26,16 @@ from convviz.spec import ConvSpec
 
 if TYPE_CHECKING:  # manim is imported by render_clip, once the plan is under way
     from convviz.rendering.scenes import ConvolutionScene
+    from convviz.rendering.values import LayerValues
 
-__all__ = ["RenderResult", "default_output", "render", "render_clip", "timeline_document"]
+__all__ = [
+    "RenderResult",
+    "clip_numbers",
+    "default_output",
+    "render",
+    "render_clip",
+    "timeline_document",
+]
 
 #: Formats that can carry an alpha channel.
 TRANSPARENT_FORMATS = ("webm", "mov", "png")
@@ -105,6 +113,26 @@ def _check(spec: Any, op: str, quality: str, fmt: str, transparent: bool, fps: i
                 raise RenderError(f"{key}: {err.rule}") from None
 
 
+def clip_numbers(
+    spec: Any,
+    *,
+    seed: int | None = None,
+    values: str | Path | Mapping[str, Any] | LayerValues | None = None,
+    show: str | None = None,
+) -> tuple[LayerValues | None, str]:
+    """The numbers a clip is drawn at (``None``: symbols only) and what its cells show.
+
+    Bad input is a :class:`RenderError` of one line naming the place.
+    """
+    from convviz.rendering.values import ValuesInputError, layer_values, resolve_show
+
+    try:
+        numbers = layer_values(spec, seed=seed, values=values)
+        return numbers, resolve_show(show, numbers is not None)
+    except ValuesInputError as err:
+        raise RenderError(str(err)) from None
+
+
 def render_clip(
     spec: ConvSpec,
     op: str = "forward",
@@ -123,12 +151,18 @@ def render_clip(
     slides: Path | str | None = None,
     encoder_threads: int | None = None,
     inline_encoding: bool = False,
+    seed: int | None = None,
+    values: str | Path | Mapping[str, Any] | LayerValues | None = None,
+    show: str | None = None,
 ) -> RenderResult:
     """Render one clip; return the written path and its timeline document.
 
     See :func:`render` for the parameters.
     """
     chosen = (fmt or (Path(output).suffix.lstrip(".") if output else "mp4")).lower()
+    numbers, show = clip_numbers(spec, seed=seed, values=values, show=show)
+    if numbers is not None:
+        spec = numbers.spec
     _check(spec, op, quality, chosen, transparent, fps, step_time, max_steps)
     declared = layer_type(spec)
     needs = declared.op(op).needs
@@ -145,7 +179,8 @@ def render_clip(
     # On a cold cache a child process derives the plan while manim is imported here.
     # With LaTeX, the child also compiles the clip's labels and equations.
     tex_dir = Path(tex_cache) if tex_cache is not None else default_tex_cache()
-    job = start_plan(spec, op, max_steps, latex_dir=tex_dir if backend == "latex" else None)
+    job = start_plan(spec, op, max_steps, latex_dir=tex_dir if backend == "latex" else None,
+                     values=numbers, show=show)
     from convviz.rendering.scenes import scene_class
 
     plan = job.result()
@@ -217,8 +252,11 @@ def render(
     slides: Path | str | None = None,
     encoder_threads: int | None = None,
     inline_encoding: bool = False,
+    seed: int | None = None,
+    values: str | Path | Mapping[str, Any] | LayerValues | None = None,
+    show: str | None = None,
 ) -> Path:
-    """Render the clip of ``op`` for the layer ``spec`` and return the written path.
+    r"""Render the clip of ``op`` for the layer ``spec`` and return the written path.
 
     Parameters
     ----------
@@ -263,6 +301,24 @@ def render(
     tex_cache
         Directory for compiled LaTeX kept between renders (default
         :func:`~convviz.rendering.output.default_tex_cache`).
+    seed
+        Draw the clip at numbers drawn from this seed (as ``convviz evaluate`` draws a
+        network's: inputs integers 0 to 3, weights and biases multiples of 0.25 in
+        [-0.5, 0.5], ``grad_output`` multiples of 0.25 in [-1, 1]).
+    values
+        Draw the clip at these numbers: a values file (path) or its contents, in the
+        format of network values files for a one-layer network (``{"input": ...,
+        "layers": [{"weight": ..., "bias": ...}], "grad_output": ...}``; a loss takes
+        ``"target"``); what it leaves out is drawn from ``seed`` (default 0).
+    show
+        What the cells show: ``symbols``, ``values`` or ``both`` (the name small above
+        the number). Default: ``values`` when ``seed`` or ``values`` is given, else
+        ``symbols``; ``values`` or ``both`` without numbers is an error.
+
+    With numbers the equation panel shows them substituted (``z_{1,1} = 0.25\cdot 1 +
+    (-0.5)\cdot 0 + \cdots = 0.875``), max pooling marks each window's first maximum,
+    ReLU's backward pass dims the cells where ``z <= 0``, and the timeline's arrays
+    carry their cells' numbers (``"values"``).
     """
     result = render_clip(
         spec,
@@ -281,6 +337,9 @@ def render(
         slides=slides,
         encoder_threads=encoder_threads,
         inline_encoding=inline_encoding,
+        seed=seed,
+        values=values,
+        show=show,
     )
     if timeline is not None:
         atomic_write_text(Path(timeline), json.dumps(result.timeline, indent=1) + "\n")
@@ -335,19 +394,34 @@ def timeline_document(
             "shape": list(shape),
             "cells": cells,
         }
+        if array.values:
+            # with numbers: each cell's number, and the cells a mask zeroes
+            arrays[array.role]["values"] = {
+                ",".join(str(i) for i in index): value for index, value in array.values.items()
+            }
+            masked = sorted(
+                index for index, (n, key) in array.positions.items()
+                if key in array.grids[n].masked
+            )
+            if masked:
+                arrays[array.role]["masked"] = [list(i) for i in masked]
     steps = []
     for step, timing in zip(scene.plan.steps, scene.timings, strict=True):
-        steps.append(
-            {
-                "start": round(timing.start, 4),
-                "end": round(timing.end, 4),
-                "hold": [round(timing.hold_start, 4), round(timing.end, 4)],
-                "target": step.target.to_json(),
-                "highlights": {
-                    role: [list(i) for i in idx] for role, idx in step.highlights.items()
-                },
-            }
-        )
+        entry: dict[str, Any] = {
+            "start": round(timing.start, 4),
+            "end": round(timing.end, 4),
+            "hold": [round(timing.hold_start, 4), round(timing.end, 4)],
+            "target": step.target.to_json(),
+            "highlights": {
+                role: [list(i) for i in idx] for role, idx in step.highlights.items()
+            },
+        }
+        if step.value is not None:
+            entry["value"] = step.value
+        if step.marks:
+            entry["marks"] = {role: [list(i) for i in idx] for role, idx in step.marks.items()}
+        steps.append(entry)
+    extra: dict[str, Any] = {"show": scene.plan.show} if scene.plan.has_values else {}
     return {
         "video": str(video),
         "op": scene.plan.op,
@@ -358,4 +432,5 @@ def timeline_document(
         "duration": round(float(scene.renderer.time), 4),
         "arrays": arrays,
         "steps": steps,
+        **extra,
     }

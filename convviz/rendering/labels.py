@@ -58,7 +58,8 @@ def clip_text(plan: ScenePlan, layout: Layout) -> ClipText:
     """Titles, cell labels, operators, equations, caption and identity of a clip.
 
     Keys: ``("array-title", role)``, ``("title", role, n)``, ``("label", role, n, cell)``,
-    ``("zero",)``, ``("op", k)``, ``("eq", k)``, ``("caption",)``, ``("identity",)`` and
+    ``("symbol", role, n, cell)`` (the name above a number, ``show="both"``), ``("zero",)``,
+    ``("op", k)``, ``("eq", k)``, ``("caption",)``, ``("identity",)`` and
     ``("title-unrotated",)``.
     """
     strings: list[str] = []
@@ -81,6 +82,8 @@ def clip_text(plan: ScenePlan, layout: Layout) -> ClipText:
             if labelled:
                 for cell, tex in slice_plan.labels.items():
                     want(("label", array.role, n, cell), tex)
+                for cell, tex in slice_plan.captions.items():
+                    want(("symbol", array.role, n, cell), tex)
     want(("zero",), "0")
     for k, op in enumerate(plan.operators):
         want(("op", k), op.replace("*", r"\ast"))

@@ -12,19 +12,28 @@ come from the op's declaration.
 Long axes are elided: a vector of 784 cells shows its first cells, a ``\vdots`` cell and
 its last cells, plus every cell that a shown step computes; cells that are not drawn light
 up the ellipsis cell that stands for them.
+
+A plan can be drawn at numbers (:mod:`convviz.rendering.values`): every array then holds
+the numbers of its cells, computed from the derived expressions; the cells show them
+(``show``), the equations show them substituted, max pooling marks each window's first
+maximum and ReLU's backward pass marks the cells its mask zeroes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from convviz.highlights import Cell, Index
 from convviz.notation import SHORT_NAMES, cell_latex, step_latex
 
 if TYPE_CHECKING:  # SymPy-backed modules are imported only when a plan is computed
+    import numpy as np
+    from numpy.typing import NDArray
+
     from convviz.derivation import Derivation
     from convviz.highlights import HighlightMap
 
@@ -69,6 +78,11 @@ class GridPlan:
         LaTeX of each real cell, by ``(row, col)``.
     zeros
         Real cells that hold a structural zero (the gaps of a stride-dilated grid).
+    captions
+        Small LaTeX above a cell's label (``show="both"``: the cell's name above its
+        number), by ``(row, col)``.
+    masked
+        Cells a mask zeroes (ReLU's backward pass where ``z <= 0``), drawn dimmed.
     """
 
     lead: Index
@@ -78,17 +92,24 @@ class GridPlan:
     title: str
     labels: Mapping[GridKey, str]
     zeros: frozenset[GridKey] = frozenset()
+    captions: Mapping[GridKey, str] = field(default_factory=dict)
+    masked: frozenset[GridKey] = frozenset()
 
 
 @dataclass(frozen=True)
 class ArrayPlan:
-    """An array as drawn: its slices and where each display index lands."""
+    """An array as drawn: its slices and where each display index lands.
+
+    ``values`` holds the number of every display index when the clip is drawn at
+    numbers (empty otherwise).
+    """
 
     role: str
     label: str
     grids: tuple[GridPlan, ...]
     positions: Mapping[Index, tuple[int, GridKey]]
     short: str = ""
+    values: Mapping[Index, float] = field(default_factory=dict)
 
     def locate(self, index: Index) -> tuple[int, GridKey]:
         """Slice number and ``(row, col)`` of a display index."""
@@ -107,12 +128,18 @@ class Footprint:
 
 @dataclass(frozen=True)
 class StepPlan:
-    """One step of the clip."""
+    """One step of the clip.
+
+    ``marks`` are cells drawn with the winner mark, by role (max pooling's first maximum
+    of each window the step reads); ``value`` is the target's number (with numbers).
+    """
 
     target: Cell
     highlights: Mapping[str, tuple[Index, ...]]
     footprints: tuple[Footprint, ...]
     equation: str
+    marks: Mapping[str, tuple[Index, ...]] = field(default_factory=dict)
+    value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +164,9 @@ class ScenePlan:
         Whether each step's one source cell travels to its target (flatten).
     caption
         One-line description shown at the top.
+    show
+        What the cells show: ``symbols``, ``values`` or ``both`` (see
+        :data:`convviz.rendering.values.SHOW_MODES`).
     """
 
     op: str
@@ -147,6 +177,12 @@ class ScenePlan:
     rotate_kernel: bool = False
     caption: str = ""
     move_cells: bool = False
+    show: str = "symbols"
+
+    @property
+    def has_values(self) -> bool:
+        """Whether the clip is drawn at numbers."""
+        return any(array.values for array in self.arrays)
 
     def array(self, role: str) -> ArrayPlan:
         """The plan of the array playing ``role``."""
@@ -388,6 +424,8 @@ def plan_scene(
     *,
     max_steps: int | None = None,
     verify_identity: bool = True,
+    values: Mapping[str, NDArray[np.float64]] | None = None,
+    show: str = "symbols",
 ) -> ScenePlan:
     """Plan the clip of ``op`` for a derived layer.
 
@@ -401,6 +439,13 @@ def plan_scene(
         Keep only the first steps (``None``: all of them).
     verify_identity
         Check the closing identity with SymPy; when False no identity is shown.
+    values
+        Numbers of the leaves by role, in full shape (see
+        :class:`convviz.rendering.values.LayerValues`): every array's numbers are then
+        computed from the derived expressions, equations show them substituted, and max
+        pooling and ReLU's backward pass mark their winners and mask.
+    show
+        What the cells show with numbers: ``values``, ``both`` or ``symbols``.
     """
     layer = derivation.layer
     if op not in layer.op_names:
@@ -454,6 +499,10 @@ def plan_scene(
             )
             for step in steps
         )
+    if values is not None:
+        plans, step_plans = _at_numbers(
+            derivation, op, plans, step_plans, steps, values, show, names, reading
+        )
     identity = _identity(derivation, map_op) if verify_identity else None
     return ScenePlan(
         op=op,
@@ -464,7 +513,179 @@ def plan_scene(
         rotate_kernel=decl.view in ("full-correlation", "gather"),
         caption=decl.caption,
         move_cells=decl.view == "move",
+        show=show if values is not None else "symbols",
     )
+
+
+def _at_numbers(
+    derivation: Derivation,
+    op: str,
+    plans: dict[str, ArrayPlan],
+    step_plans: tuple[StepPlan, ...],
+    steps: tuple[Any, ...],
+    values: Mapping[str, NDArray[np.float64]],
+    show: str,
+    names: Mapping[str, str],
+    reading: Mapping[str, int],
+) -> tuple[dict[str, ArrayPlan], tuple[StepPlan, ...]]:
+    """The plan drawn at numbers: labels, equations, winners and mask (see plan_scene)."""
+    from convviz.rendering.values import evaluate_roles, numeric_equation
+
+    numbers, leaves = evaluate_roles(derivation, values, list(plans))
+    number_of: dict[str, dict[Index, float]] = {}
+    for role, plan in plans.items():
+        if role not in numbers:
+            continue
+        array = numbers[role]
+        number_of[role] = {
+            # + 0.0: no -0.0 (a zero gradient times a negative number) in labels or JSON
+            index: float(array[tuple(i - 1 for i in index)]) + 0.0 for index in plan.positions
+        }
+    masked = _relu_mask(derivation, op, number_of)
+    out = {
+        role: _relabelled(plan, number_of.get(role, {}), show, masked.get(role, set()))
+        for role, plan in plans.items()
+    }
+    winners = _pool_winners(derivation, op, steps, number_of)
+    if derivation.layer.op(op).view == "scatter":
+        return out, tuple(_scatter_numbers(derivation, step_plans, number_of, names))
+    new_steps = []
+    for step, step_plan in zip(steps, step_plans, strict=True):
+        target = step_plan.target
+        value = number_of.get(target.role, {}).get(target.index)
+        if value is None:
+            new_steps.append(step_plan)
+            continue
+        expr = None
+        if step.expression:
+            cells = derivation.displayed(target.role)
+            expr = cells[tuple(i - 1 for i in target.index)]
+        equation = numeric_equation(
+            step,
+            cell_latex(target.role, target.index, names),
+            value,
+            number_of,
+            reading=reading,
+            expr=expr,
+            leaves=leaves,
+        )
+        new_steps.append(
+            dataclasses.replace(step_plan, equation=equation, marks=winners.get(target, {}),
+                                value=value)
+        )
+    return out, tuple(new_steps)
+
+
+def _scatter_numbers(
+    derivation: Derivation,
+    step_plans: tuple[StepPlan, ...],
+    numbers: Mapping[str, Mapping[Index, float]],
+    names: Mapping[str, str],
+) -> list[StepPlan]:
+    r"""The scatter view's equations at numbers: ``z_{1,2} += 0.5\cdot 3, ...``."""
+    from convviz.rendering.values import number_latex
+
+    scatter = derivation.layer.scatter
+    assert scatter is not None
+    out = []
+    for plan in step_plans:
+        index = plan.target.index
+        source = number_latex(numbers["input"][index], paren=True)
+        parts = [
+            rf"{cell_latex('output', o, names)} \mathrel{{+}}= "
+            rf"{number_latex(numbers['kernel'][k], paren=True)}\cdot {source}"
+            for k, o in scatter(derivation.spec, index)
+        ]
+        if len(parts) > 3:
+            parts = [*parts[:2], r"\ldots", parts[-1]]
+        if not parts:
+            out.append(plan)
+            continue
+        out.append(dataclasses.replace(plan, equation=r",\; ".join(parts),
+                                       value=numbers["input"][index]))
+    return out
+
+
+def _relabelled(
+    plan: ArrayPlan, numbers: Mapping[Index, float], show: str, masked: set[Index]
+) -> ArrayPlan:
+    """An array's plan with numbers in its cells (``show``) and its masked cells."""
+    from convviz.rendering.values import number_latex
+
+    if not numbers:
+        return plan
+    ellipses = set(_ELLIPSIS.values())
+    grids = []
+    for n, grid in enumerate(plan.grids):
+        labels = dict(grid.labels)
+        captions: dict[GridKey, str] = {}
+        hidden: set[GridKey] = set()
+        for index, (m, key) in plan.positions.items():
+            if m != n or key not in labels or labels[key] in ellipses:
+                continue
+            if index in masked:
+                hidden.add(key)
+            if show == "symbols" or key in captions:
+                continue
+            if show == "both":
+                captions[key] = labels[key]
+            labels[key] = number_latex(numbers[index], cell=True)
+        grids.append(dataclasses.replace(grid, labels=labels, captions=captions,
+                                         masked=frozenset(hidden)))
+    return dataclasses.replace(plan, grids=tuple(grids), values=dict(numbers))
+
+
+def _relu_mask(
+    derivation: Derivation, op: str, numbers: Mapping[str, Mapping[Index, float]]
+) -> dict[str, set[Index]]:
+    """ReLU's backward pass: the cells where ``z <= 0`` (``dz = 0``), in ``z`` and ``dz``."""
+    if derivation.layer.name != "relu" or op != "da" or "input" not in numbers:
+        return {}
+    cells = {index for index, z in numbers["input"].items() if z <= 0}
+    return {"input": cells, "grad_input": cells}
+
+
+def _first_maximum(window: tuple[Index, ...], numbers: Mapping[Index, float]) -> Index | None:
+    """The window's first maximum in row-major order (PyTorch's tie rule)."""
+    if not window:
+        return None
+    ordered = sorted(window)
+    top = max(numbers[i] for i in ordered)
+    return next(i for i in ordered if numbers[i] == top)
+
+
+def _pool_winners(
+    derivation: Derivation,
+    op: str,
+    steps: tuple[Any, ...],
+    numbers: Mapping[str, Mapping[Index, float]],
+) -> dict[Cell, dict[str, tuple[Index, ...]]]:
+    """Max pooling: per step, the input cells that win the windows it reads.
+
+    A forward step reads one window; a ``da`` step reads every window holding its
+    cell (one per highlighted ``dp`` cell), whose winners get ``dp``.
+    """
+    if derivation.layer.name != "maxpool2d" or "input" not in numbers:
+        return {}
+    inputs = numbers["input"]
+    windows: dict[Index, tuple[Index, ...]] = {}
+    if op == "forward":
+        windows = {s.target.index: s.highlights.get("input", ()) for s in steps}
+    else:
+        from convviz.reflection import highlight_map
+
+        forward = highlight_map(derivation, "forward", expressions=0)
+        windows = {s.target.index: s.highlights.get("input", ()) for s in forward.steps}
+    out: dict[Cell, dict[str, tuple[Index, ...]]] = {}
+    for step in steps:
+        reads = (
+            [step.target.index] if op == "forward" else step.highlights.get("grad_output", ())
+        )
+        found = {_first_maximum(windows.get(o, ()), inputs) for o in reads}
+        winners = tuple(sorted(i for i in found if i is not None))
+        if winners:
+            out[step.target] = {"input": winners}
+    return out
 
 
 def _footprints(

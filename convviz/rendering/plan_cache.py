@@ -2,9 +2,9 @@
 
 Deriving a clip's plan needs SymPy (a third to a half of a second just to import) and a
 few hundredths of a second of work; a clip rendered again needs neither. Plans are
-cached under ``$XDG_CACHE_HOME/convviz/plans``, keyed by the layer, the clip, and a
-digest of the source of every module that decides a plan, so any change to the
-derivation invalidates them.
+cached under ``$XDG_CACHE_HOME/convviz/plans``, keyed by the layer, the clip, the numbers
+it is drawn at and what its cells show, and a digest of the source of every module that
+decides a plan, so any change to the derivation invalidates them.
 
 A cold render has to derive, and also has to import manim (over half a second); the
 two do not depend on each other. :func:`start_plan` therefore derives in a forked child
@@ -27,9 +27,12 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from convviz.rendering.plan import ScenePlan
+
+if TYPE_CHECKING:
+    from convviz.rendering.values import LayerValues
 
 __all__ = ["PlanJob", "cached_plan", "plan_path", "start_plan"]
 
@@ -52,15 +55,22 @@ def _source_digest() -> str:
     return _DIGEST[0]
 
 
-def plan_path(spec: Any, op: str, max_steps: int | None) -> Path:
-    """Where the plan of this clip is cached."""
+def plan_path(
+    spec: Any,
+    op: str,
+    max_steps: int | None,
+    values: LayerValues | None = None,
+    show: str = "symbols",
+) -> Path:
+    """Where the plan of this clip is cached (drawn at ``values``, cells showing ``show``)."""
     from convviz import __version__
     from convviz.rendering.output import default_tex_cache
 
+    numbers = values.digest() if values is not None else None
     key = hashlib.sha256(
         json.dumps(
             [__version__, _source_digest(), spec.TYPE, dataclasses.asdict(spec), op,
-             max_steps],
+             max_steps, numbers, show if values is not None else "symbols"],
             sort_keys=True,
         ).encode()
     ).hexdigest()[:32]
@@ -76,11 +86,24 @@ def _load(path: Path) -> ScenePlan | None:
     return plan if isinstance(plan, ScenePlan) else None
 
 
-def _derive_and_store(spec: Any, op: str, max_steps: int | None, path: Path) -> ScenePlan:
+def _derive_and_store(
+    spec: Any,
+    op: str,
+    max_steps: int | None,
+    path: Path,
+    values: LayerValues | None = None,
+    show: str = "symbols",
+) -> ScenePlan:
     from convviz.derivation import derive
     from convviz.rendering.plan import plan_scene
 
-    plan = plan_scene(derive(spec), op, max_steps=max_steps)
+    plan = plan_scene(
+        derive(spec),
+        op,
+        max_steps=max_steps,
+        values=values.arrays if values is not None else None,
+        show=show,
+    )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
@@ -103,6 +126,8 @@ class PlanJob:
     max_steps: int | None
     path: Path
     child: int | None = None
+    values: LayerValues | None = None
+    show: str = "symbols"
 
     @property
     def forked(self) -> bool:
@@ -116,13 +141,20 @@ class PlanJob:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(child, 0)
         return _load(self.path) or _derive_and_store(
-            self.spec, self.op, self.max_steps, self.path
+            self.spec, self.op, self.max_steps, self.path, self.values, self.show
         )
 
 
-def cached_plan(spec: Any, op: str, max_steps: int | None) -> ScenePlan:
+def cached_plan(
+    spec: Any,
+    op: str,
+    max_steps: int | None,
+    values: LayerValues | None = None,
+    show: str = "symbols",
+) -> ScenePlan:
     """The plan of a clip: from the plan cache, or derived here (and then cached)."""
-    return PlanJob(spec, op, max_steps, plan_path(spec, op, max_steps)).result()
+    path = plan_path(spec, op, max_steps, values, show)
+    return PlanJob(spec, op, max_steps, path, values=values, show=show).result()
 
 
 def _can_fork() -> bool:
@@ -136,7 +168,13 @@ def _can_fork() -> bool:
 
 
 def start_plan(
-    spec: Any, op: str, max_steps: int | None, *, latex_dir: Path | None = None
+    spec: Any,
+    op: str,
+    max_steps: int | None,
+    *,
+    latex_dir: Path | None = None,
+    values: LayerValues | None = None,
+    show: str = "symbols",
 ) -> PlanJob:
     """Start getting a clip's plan: cached, or derived by a child process in parallel.
 
@@ -147,8 +185,8 @@ def start_plan(
     forking is not possible or not useful, the plan is derived in :meth:`~PlanJob.result`
     instead, and LaTeX runs when the scene typesets.
     """
-    path = plan_path(spec, op, max_steps)
-    job = PlanJob(spec, op, max_steps, path)
+    path = plan_path(spec, op, max_steps, values, show)
+    job = PlanJob(spec, op, max_steps, path, values=values, show=show)
     if path.exists() or not _can_fork():
         return job
     sys.stdout.flush()
@@ -157,7 +195,7 @@ def start_plan(
     if pid == 0:  # the child: derive, store, and leave without running any cleanup
         status = 1
         try:
-            plan = _derive_and_store(spec, op, max_steps, path)
+            plan = _derive_and_store(spec, op, max_steps, path, values, show)
             if latex_dir is not None:
                 from convviz.rendering.labels import clip_layout, clip_text
                 from convviz.rendering.latex import precompile

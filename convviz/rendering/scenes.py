@@ -19,12 +19,14 @@ Scenes take a :class:`~convviz.spec.ConvSpec`, so they work from ``manim`` files
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from manim import (
+    DOWN,
     PI,
     Animation,
     FadeIn,
@@ -49,6 +51,7 @@ from convviz.spec import ConvSpec
 
 if TYPE_CHECKING:  # imported lazily: a scene given its plan needs no SymPy at all
     from convviz.derivation import Derivation
+    from convviz.rendering.values import LayerValues
 
 __all__ = [
     "BiasGradient",
@@ -64,6 +67,40 @@ __all__ = [
 
 #: Style tuple as reported by :meth:`CellGrid.style_of`.
 StyleTuple = tuple[str, float, str, float]
+
+#: A built-up fraction in an equation (not ``\tfrac``, which is one line tall).
+_FRACTION = re.compile(r"(?<![td])\\frac\{")
+
+#: With ``show="both"``: the name's size relative to the number below it (as typeset).
+SYMBOL_SCALE = 0.6
+#: With ``show="both"``: the band of the cell the name fills at most (one size per grid),
+#: and the band its number fills (one size per number), as fractions of the cell.
+BOTH_SYMBOL_HEIGHT, BOTH_NUMBER_HEIGHT, BOTH_WIDTH = 0.24, 0.3, 0.8
+#: With numbers: each number fills at most this much of its cell (one size per label, so
+#: that one wide ``-0.25`` does not shrink every other number of its grid).
+NUMBER_HEIGHT, NUMBER_WIDTH = 0.34, 0.84
+#: Opacity of the labels of masked cells (ReLU's backward pass where ``z <= 0``).
+MASKED_LABEL_OPACITY = 0.35
+
+
+def winner_style(theme: Theme) -> CellStyle:
+    """Max pooling's winner: a thick outline in the target colour over a faint fill."""
+    return CellStyle(
+        fill_color=theme.target.fill_color,
+        fill_opacity=0.25,
+        stroke_color=theme.target.stroke_color,
+        stroke_width=theme.operand.stroke_width + 3.0,
+    )
+
+
+def masked_style(theme: Theme) -> CellStyle:
+    """A cell a mask zeroes: dimmed, filled with the padding grey."""
+    return CellStyle(
+        fill_color=theme.padding.stroke_color,
+        fill_opacity=0.45,
+        stroke_color=theme.padding.stroke_color,
+        stroke_width=theme.cell.stroke_width,
+    )
 
 
 @dataclass(frozen=True)
@@ -162,6 +199,11 @@ class ConvolutionScene(OneSegmentScene):
         Typesetting engine: ``"latex"`` (needs TeX) or ``"typst"`` (no TeX needed).
     loop
         End by fading back to the opening picture (for looping GIFs).
+    values
+        Draw the clip at these numbers (leaves by role in full shape, or a
+        :class:`~convviz.rendering.values.LayerValues`); ignored when ``plan`` is given.
+    show
+        What the cells show with numbers: ``values`` (default), ``both`` or ``symbols``.
     """
 
     op: ClassVar[str] = "forward"
@@ -180,6 +222,8 @@ class ConvolutionScene(OneSegmentScene):
         on_step: Callable[[int, int], None] | None = None,
         tex: str = "latex",
         loop: bool = False,
+        values: Mapping[str, Any] | LayerValues | None = None,
+        show: str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("camera_class", PathCachingCamera)
@@ -196,6 +240,8 @@ class ConvolutionScene(OneSegmentScene):
         self.derivation = derivation
         self._given_plan = plan
         self.on_step = on_step
+        self.values = values
+        self.show = show
         self.plan: ScenePlan | None = None
         self.layout: Layout | None = None
         self.grids: dict[str, list[CellGrid]] = {}
@@ -214,10 +260,17 @@ class ConvolutionScene(OneSegmentScene):
             plan = self._given_plan
         else:
             from convviz.derivation import derive
+            from convviz.rendering.values import LayerValues, resolve_show
 
+            numbers = self.values
+            if isinstance(numbers, LayerValues):
+                self.spec = numbers.spec
+                numbers = numbers.arrays
+            show = resolve_show(self.show, numbers is not None)
             derivation = self.derivation or derive(self.spec)
             self.derivation = derivation
-            plan = plan_scene(derivation, self.op, max_steps=self.max_steps)
+            plan = plan_scene(derivation, self.op, max_steps=self.max_steps,
+                              values=numbers, show=show)
         self.plan = plan
         layout = clip_layout(plan)
         self.layout = layout
@@ -238,7 +291,14 @@ class ConvolutionScene(OneSegmentScene):
             many = len(array.grids) > 1
             for n, (grid_plan, box) in enumerate(zip(array.grids, placement.slices, strict=True)):
                 labels = (
-                    {cell: mob(("label", array.role, n, cell)) for cell in grid_plan.labels}
+                    {
+                        cell: self._cell_label(
+                            mob(("label", array.role, n, cell)),
+                            mob(("symbol", array.role, n, cell))
+                            if cell in grid_plan.captions else None,
+                        )
+                        for cell in grid_plan.labels
+                    }
                     if labelled
                     else None
                 )
@@ -255,10 +315,16 @@ class ConvolutionScene(OneSegmentScene):
                     title_height=min(0.45, 0.8 * (multi_gap - 0.04)) if many else 0.5,
                     title_buff=0.04 if many else 0.12,
                 )
+                if grid_plan.captions:
+                    self._fit_both(grid)
+                elif array.values and plan.show == "values":
+                    self._fit_labels(grid, NUMBER_HEIGHT, NUMBER_WIDTH)
                 centre = grid.squares.get_center()
                 grid.shift(np.array([box.center_x - centre[0], box.center_y - centre[1], 0.0]))
                 if grid_plan.zeros:
                     self._mark_zeros(grid, grid_plan.zeros, mob(("zero",)))
+                if grid_plan.masked:
+                    self._mark_masked(grid, grid_plan.masked)
                 grids.append(grid)
             self.grids[array.role] = grids
             if many and not slice_titles:
@@ -281,7 +347,10 @@ class ConvolutionScene(OneSegmentScene):
         self._equations = []
         for k in range(len(plan.steps)):
             eq = mob(("eq", k))
-            self._fit(eq, panel.width, min(0.45, panel.height * 0.5))
+            # a built-up fraction (softmax, sigmoid) is two lines tall: it gets two lines
+            tall = _FRACTION.search(plan.steps[k].equation) is not None
+            self._fit(eq, panel.width, min(0.9 if tall else 0.45, panel.height * 0.5 * (
+                1.6 if tall else 1.0)))
             eq.move_to(np.array([panel.center_x, panel.center_y, 0.0]))
             self._equations.append(eq)
         caption_box = CLIP_FRAME.caption_box
@@ -306,6 +375,61 @@ class ConvolutionScene(OneSegmentScene):
             return
         m.scale(min(width / m.width, height / m.height))
 
+    @staticmethod
+    def _cell_label(number: VMobject, symbol: VMobject | None) -> VMobject:
+        """A cell's label: its text, or (``show="both"``) its name small above its number."""
+        if symbol is None:
+            return number
+        small = symbol.scale(SYMBOL_SCALE)
+        return VGroup(small, number).arrange(DOWN, buff=0.25 * small.height)
+
+    @staticmethod
+    def _fit_labels(grid: CellGrid, height: float, width: float) -> None:
+        """Scale each label on its own to fill at most ``height`` x ``width`` of its cell.
+
+        Numbers differ in width (``3`` and ``-0.25``), and two-line labels (name above
+        number) need more of the cell than one line.
+        """
+        size = grid.cell_size
+        for key, label in grid.label_of.items():
+            if label.width > 0 and label.height > 0:
+                scale = min(width * size / label.width, height * size / label.height)
+                label.scale(scale).move_to(grid.square(key))
+
+    @staticmethod
+    def _fit_both(grid: CellGrid) -> None:
+        """Name above number: the names at one size in the top band, numbers below."""
+        size = grid.cell_size
+        pairs = {key: label for key, label in grid.label_of.items()
+                 if len(label.submobjects) == 2}
+        names = [label.submobjects[0] for label in pairs.values()]
+        sized = [m for m in names if m.width > 0 and m.height > 0]
+        if not sized:
+            return
+        name_scale = min(min(BOTH_WIDTH * size / m.width, BOTH_SYMBOL_HEIGHT * size / m.height)
+                         for m in sized)
+        for key, label in pairs.items():
+            name, number = label.submobjects
+            centre = grid.square(key).get_center()
+            if name.width > 0:
+                name.scale(name_scale)
+            name.move_to(centre + np.array([0.0, 0.27 * size, 0.0]))
+            if number.width > 0 and number.height > 0:
+                number.scale(min(BOTH_WIDTH * size / number.width,
+                                 BOTH_NUMBER_HEIGHT * size / number.height))
+            number.move_to(centre + np.array([0.0, -0.12 * size, 0.0]))
+
+    def _mark_masked(self, grid: CellGrid, keys: Iterable[tuple[int, int]]) -> None:
+        """Dim the cells a mask zeroes (their squares and labels)."""
+        style = masked_style(self.theme)
+        masked = set(keys)
+        for key in masked:
+            grid.restyle(key, style)
+            label = grid.label_of.get(key)
+            if label is not None:
+                label.set_opacity(MASKED_LABEL_OPACITY)
+        grid._masked = masked  # type: ignore[attr-defined]
+
     def _mark_zeros(self, grid: CellGrid, zeros: Iterable[tuple[int, int]], zero: VMobject) -> None:
         """Draw structural zeros (gaps of a stride-dilated grid) like padding cells."""
         size = 0.3 * grid.cell_size
@@ -326,6 +450,8 @@ class ConvolutionScene(OneSegmentScene):
     def _rest_style(self, grid: CellGrid, key: tuple[int, int]) -> CellStyle:
         if key in getattr(grid, "_structural_zeros", ()):
             return self.theme.padding
+        if key in getattr(grid, "_masked", ()):
+            return masked_style(self.theme)
         return grid.base_style(key)
 
     def apply_step(self, k: int) -> list[tuple[VMobject, StyleTuple, StyleTuple]]:
@@ -340,6 +466,11 @@ class ConvolutionScene(OneSegmentScene):
             for index in indices:
                 grid, key = self._grid_cell(role, index)
                 new.append((grid, key, self.theme.operand))
+        winner = winner_style(self.theme)
+        for role, indices in step.marks.items():
+            for index in indices:
+                grid, key = self._grid_cell(role, index)
+                new.append((grid, key, winner))
         for grid, key in self._lit:
             touched.setdefault(id(grid.square(key)), (grid, key, grid.style_of(key)))
         for grid, key, _ in new:
@@ -357,18 +488,33 @@ class ConvolutionScene(OneSegmentScene):
         return changes
 
     def lit_cells(self) -> dict[str, dict[tuple[int, ...], str]]:
-        """For tests: which display cells currently wear the target/operand colours."""
+        """For tests: which display cells currently wear the target/operand/winner colours."""
         assert self.plan is not None
         out: dict[str, dict[tuple[int, ...], str]] = {}
         target_stroke = self.theme.target.stroke_color.upper()
         operand_stroke = self.theme.operand.stroke_color.upper()
+        winner = winner_style(self.theme)
         for array in self.plan.arrays:
             for index, (n, key) in array.positions.items():
                 style = self.grids[array.role][n].style_of(key)
-                if style[2] == target_stroke and style[1] > 0:
+                if style[2] == winner.stroke_color.upper() and abs(
+                    style[3] - winner.stroke_width
+                ) < 1e-6:
+                    out.setdefault(array.role, {})[index] = "winner"
+                elif style[2] == target_stroke and style[1] > 0:
                     out.setdefault(array.role, {})[index] = "target"
                 elif style[2] == operand_stroke:
                     out.setdefault(array.role, {})[index] = "operand"
+        return out
+
+    def masked_cells(self) -> dict[str, set[tuple[int, ...]]]:
+        """For tests: which display cells are drawn masked, by role."""
+        assert self.plan is not None
+        out: dict[str, set[tuple[int, ...]]] = {}
+        for array in self.plan.arrays:
+            for index, (n, key) in array.positions.items():
+                if key in getattr(self.grids[array.role][n], "_masked", ()):
+                    out.setdefault(array.role, set()).add(index)
         return out
 
     def _footprint_moves(

@@ -52,6 +52,9 @@ def capture_frames(
     width: int = 960,
     height: int = 540,
     max_steps: int | None = None,
+    seed: int | None = None,
+    values: Any = None,
+    show: str | None = None,
 ) -> list[Frame]:
     """Draw the frame of every ``every``-th step (and always the last one).
 
@@ -67,6 +70,8 @@ def capture_frames(
         Pixel size of each frame.
     max_steps
         Stop after this many steps.
+    seed, values, show
+        Draw the clip at numbers, as :func:`convviz.render` does.
     """
     from manim import tempconfig
     from manim.renderer.cairo_renderer import CairoRenderer
@@ -75,6 +80,11 @@ def capture_frames(
 
     if every < 1:
         raise RenderError(f"--every must be at least 1, got {every}")
+    from convviz.rendering.api import clip_numbers
+
+    numbers, show = clip_numbers(spec, seed=seed, values=values, show=show)
+    if numbers is not None:
+        spec = numbers.spec
     frames: list[Frame] = []
     holder: list[ConvolutionScene] = []
 
@@ -118,6 +128,8 @@ def capture_frames(
                 on_step=grab,
                 max_steps=max_steps,
                 skip_animations=True,
+                values=numbers,
+                show=show,
             )
             holder.append(scene)
             scene.render()
