@@ -43,6 +43,23 @@ class _Group(click.Group):
             sys.exit(err.exit_code)
         sys.exit(result if isinstance(result, int) else 0)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """``render NET.toml`` and ``storyboard NET.toml`` go to the network commands.
+
+        ``convviz render forward ...`` takes a layer's op; when one of the arguments
+        after ``render`` (or ``storyboard``) is a network file (a name ending in
+        ``.toml``), the whole command line goes to the network form instead
+        (:mod:`convviz.cli.network_render`).
+        """
+        if args and args[0] in ("render", "storyboard"):
+            from convviz.cli import network_render
+
+            if network_render.network_argument(args[1:]) is not None:
+                return args[0], network_render.COMMANDS[args[0]], args[1:]
+        return super().resolve_command(ctx, args)
+
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="convviz")
@@ -56,6 +73,7 @@ def main() -> None:
       convviz check --input 3x8x8 --filters 2 --padding 1
       convviz derive da --type maxpool2d --input 4x4 --kernel 2
       convviz types
+      convviz render examples/tiny_cnn.toml --timeline cnn.json
     """
 
 
@@ -69,6 +87,11 @@ def _register() -> None:
     from convviz.cli import render_commands
 
     for command in render_commands.COMMANDS:
+        if command.name == "render":
+            command.epilog = (
+                "A network file in place of OP (convviz render NET.toml ...) renders the "
+                "whole network, forward and backward: see convviz render NET.toml --help."
+            )
         main.add_command(command)
     from convviz.cli import storyboard_commands
 
