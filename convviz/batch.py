@@ -105,7 +105,9 @@ _CLIP_SETTINGS = ("formats", "quality", "theme", "palette", "step_time", "max_st
 _DEFAULTS_KEYS = (*SETTING_KEYS, "max_steps", *LAYER_KEYS)
 #: A clip's numbers: ``seed``, ``values`` (a values file beside the lecture) and ``show``.
 _NUMBER_KEYS = ("seed", "values", "show")
-_CLIP_KEYS = ("name", "op", *LAYER_KEYS, *_CLIP_SETTINGS, *_NUMBER_KEYS)
+#: Keys of a network clip (``network = "cnn.toml"``) besides name, numbers and settings.
+_NETWORK_KEYS = ("network", "detail", "only", "layers", "first_da")
+_CLIP_KEYS = ("name", "op", *LAYER_KEYS, *_CLIP_SETTINGS, *_NUMBER_KEYS, *_NETWORK_KEYS)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -183,6 +185,8 @@ class Job:
     #: The contents of the clip's values file (``None``: no file).
     values: Mapping[str, Any] | None = None
     show: str | None = None
+    #: A network clip: the network file's text and its clip options (``None``: a layer).
+    network: Mapping[str, Any] | None = None
 
     @property
     def hash_path(self) -> Path:
@@ -225,6 +229,17 @@ class Job:
                                ("show", self.show))
             if value is not None
         }  # only when given: clips without numbers keep the hashes they had
+        if self.network is not None:
+            return {
+                **numbers,
+                "network": dict(self.network),
+                "format": self.fmt,
+                "quality": self.quality,
+                "theme": self.theme,
+                "palette": self.palette,
+                "step_time": self.step_time,
+                "fps": self.fps,
+            }
         return {
             **numbers,
             "op": self.op,
@@ -350,6 +365,29 @@ def load_lecture(
                 except SettingError as err:
                     raise LectureError(f"{where}: {key}: {err.rule}") from None
         resolved.update(fixed)
+        if "network" in entry:
+            network = _network_clip(where, path.parent, entry)
+            for fmt in resolved["formats"]:
+                jobs.append(
+                    Job(
+                        name=name,
+                        op="network",
+                        spec=None,
+                        fmt=fmt,
+                        quality=resolved["quality"],
+                        theme=resolved["theme"],
+                        palette=resolved["palette"],
+                        step_time=float(resolved["step_time"]),
+                        max_steps=None,
+                        fps=resolved["fps"],
+                        output=output_dir / f"{name}.{fmt}",
+                        seed=entry.get("seed"),
+                        values=network.pop("values_document"),
+                        show=entry.get("show"),
+                        network=network,
+                    )
+                )
+            continue
         layer = {k: v for k, v in entry.items() if k in LAYER_KEYS}
         try:
             spec = spec_from_fields(layer, defaults=layer_defaults)
@@ -425,6 +463,94 @@ def _clip_numbers(
     return (numbers.spec if numbers is not None else spec), seed, document, show
 
 
+def _network_clip(where: str, folder: Path, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a network clip's keys now (file, numbers, pacing); what the worker needs."""
+    from convviz.network import NetworkError, ValuesError, load_network, parse_values
+    from convviz.rendering.network_plan import PlanError, parse_layers
+
+    for key in LAYER_KEYS:
+        if key in entry:
+            raise LectureError(f"{where}: {key}: a network clip takes its layers from the "
+                               "network file")
+    if "op" in entry:
+        raise LectureError(f"{where}: op: a network clip plays every layer (use only/layers)")
+    given = entry["network"]
+    if not isinstance(given, str):
+        raise LectureError(f"{where}: network: a path to a network file expected, got "
+                           f"{given!r}")
+    try:
+        text = (folder / given).read_text(encoding="utf-8")
+        net = load_network(folder / given)
+    except OSError as err:
+        raise LectureError(f"{where}: network: {given}: cannot read: "
+                           f"{err.strerror or err}") from None
+    except NetworkError as err:
+        raise LectureError(f"{where}: network: {err}") from None
+    seed = entry.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise LectureError(f"{where}: seed: a whole number of at least 0 expected, got "
+                           f"{seed!r}")
+    document: Any = None
+    if "values" in entry:
+        try:
+            document = json.loads((folder / str(entry["values"])).read_text(encoding="utf-8"))
+            parse_values(document, net, seed)
+        except OSError as err:
+            raise LectureError(f"{where}: values: cannot read: {err.strerror or err}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise LectureError(f"{where}: values: not valid JSON: {_one_line(err)}") from None
+        except ValuesError as err:
+            raise LectureError(f"{where}: values: {err}") from None
+    detail = entry.get("detail", 2)
+    if isinstance(detail, bool) or not isinstance(detail, int) or detail < 0:
+        raise LectureError(f"{where}: detail: a whole number of at least 0 expected, got "
+                           f"{detail!r}")
+    only = entry.get("only")
+    if only is not None and only not in ("forward", "backward"):
+        raise LectureError(f"{where}: only: forward or backward, got {only!r}")
+    layers = entry.get("layers")
+    try:
+        parse_layers(layers if layers is None else str(layers), len(net.layers))
+    except PlanError as err:
+        raise LectureError(f"{where}: layers: {err}") from None
+    first_da = entry.get("first_da", False)
+    if not isinstance(first_da, bool):
+        raise LectureError(f"{where}: first_da: true or false, got {first_da!r}")
+    return {
+        "path": str((folder / given).resolve()),
+        "text": text,
+        "detail": detail,
+        "only": only,
+        "layers": None if layers is None else str(layers),
+        "first_da": first_da,
+        "values_document": document,
+    }
+
+
+def _render_network_job(payload: Mapping[str, Any], output: Path) -> None:
+    from convviz.network import load_network, parse_values, random_values
+    from convviz.rendering.network_plan import parse_layers
+    from convviz.rendering.network_scene import prepare_network, render_network
+    from convviz.rendering.theme import load_theme
+
+    options = payload["network"]
+    net = load_network(options["path"])
+    seed = payload.get("seed") or 0
+    document = payload.get("values")
+    values = parse_values(document, net, seed) if document is not None else random_values(
+        net, seed
+    )
+    plan = prepare_network(
+        net, values=values, detail=options["detail"], only=options["only"],
+        layers=parse_layers(options["layers"], len(net.layers)),
+        first_da=options["first_da"], step_time=payload["step_time"],
+        show=payload.get("show"),
+    )
+    render_network(plan, output=output, quality=payload["quality"], fmt=payload["format"],
+                   fps=payload["fps"], theme=load_theme(payload["theme"], payload["palette"]),
+                   encoder_threads=1, inline_encoding=_INLINE_ENCODING)
+
+
 # ------------------------------------------------------------------------------ worker
 def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
@@ -455,6 +581,11 @@ def render_job(payload: Mapping[str, Any]) -> dict[str, Any]:
         from convviz.rendering.theme import load_theme
 
         output = Path(payload["output"])
+        if payload.get("network") is not None:
+            _render_network_job(payload, output)
+            atomic_write_text(output.with_name(output.name + HASH_SUFFIX),
+                              payload["digest"] + "\n")
+            return {"ok": True, "seconds": time.perf_counter() - start}
         render(
             _spec_of(payload),
             payload["op"],
@@ -673,6 +804,8 @@ class BatchInterrupted(KeyboardInterrupt):
 def estimated_cost(job: Job) -> float:
     """Rough render cost of a job: its steps, each costing more as the picture grows."""
     spec = job.spec
+    if job.network is not None:
+        return 10_000.0  # a whole network: start it first
     if spec.TYPE != "conv2d":
         return float(spec.products) if job.max_steps is None else float(job.max_steps)
     steps: int = {

@@ -639,3 +639,58 @@ def test_lecture_layer_errors_name_the_clip_and_the_key(tmp_path, fields, expect
     assert result.exit_code == 2
     assert expected in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _network_lecture(tmp_path, body):
+    import shutil
+
+    shutil.copy(Path(__file__).resolve().parent.parent / "examples" / "tiny_cnn.toml",
+                tmp_path / "cnn.toml")
+    return lecture(tmp_path, body, defaults='[defaults]\nquality = "l"\n')
+
+
+def test_lecture_network_clips_are_checked_when_the_lecture_loads(tmp_path):
+    path = _network_lecture(
+        tmp_path, '[[clip]]\nname = "net"\nnetwork = "cnn.toml"\nseed = 4\ndetail = 1\n'
+        'only = "forward"\nlayers = "1-3"\n'
+    )
+    (job,) = load_lecture(path).jobs
+    assert job.op == "network" and job.output.name == "net.mp4"
+    assert job.network["detail"] == 1 and job.network["only"] == "forward"
+    before = job.digest()
+    (tmp_path / "cnn.toml").write_text(
+        (tmp_path / "cnn.toml").read_text().replace("filters = 2", "filters = 3")
+    )
+    (again,) = load_lecture(path).jobs
+    assert again.digest() != before  # the network file's contents decide the clip
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ('network = "missing.toml"\n', "network: missing.toml: cannot read"),
+        ('network = "cnn.toml"\nop = "forward"\n', "op: a network clip plays every layer"),
+        ('network = "cnn.toml"\nkernel = "2"\n', "kernel: a network clip takes its layers"),
+        ('network = "cnn.toml"\nlayers = "5-9"\n', "layers:"),
+        ('network = "cnn.toml"\nonly = "sideways"\n', "only: forward or backward"),
+    ],
+)
+def test_lecture_network_clip_errors_are_one_line(tmp_path, extra, expected):
+    result = batch(_network_lecture(tmp_path, f'[[clip]]\nname = "net"\n{extra}'))
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_batch_renders_a_network_clip(tmp_path):
+    path = _network_lecture(
+        tmp_path, '[[clip]]\nname = "net"\nnetwork = "cnn.toml"\nseed = 4\ndetail = 0\n'
+        'layers = "5-6"\nonly = "forward"\n'
+    )
+    result = batch(path, "-j", "1")
+    assert result.exit_code == 0, result.output
+    video = tmp_path / "media" / "net.mp4"
+    assert video.is_file() and (tmp_path / "media" / "net.mp4.convviz-hash").is_file()
+    again = batch(path, "-j", "1")
+    assert "up to date" in again.output
