@@ -11,6 +11,8 @@ __all__ = [
     "ConvSpec",
     "Pair",
     "SpecError",
+    "as_pair",
+    "pair_text",
     "parse_pair",
     "parse_shape",
 ]
@@ -32,7 +34,8 @@ class SpecError(ValueError):
         self.rule = message
 
 
-def _as_pair(name: str, value: int | Pair) -> Pair:
+def as_pair(name: str, value: int | Pair) -> Pair:
+    """An int or an ``(h, w)`` pair of ints as a pair; anything else is a :class:`SpecError`."""
     if isinstance(value, bool):
         raise SpecError(name, f"expected an integer or a pair of integers, got {value!r}")
     if isinstance(value, int):
@@ -90,7 +93,7 @@ class ConvSpec:
             "dilation": self.dilation,
         }
         for name, value in pairs.items():
-            object.__setattr__(self, name, _as_pair(name, value))
+            object.__setattr__(self, name, as_pair(name, value))
         for name in ("input_size", "kernel_size"):
             if min(getattr(self, name)) < 1:
                 raise SpecError(name, f"sizes must be at least 1, got {getattr(self, name)}")
@@ -211,7 +214,7 @@ class ConvSpec:
             value = getattr(self, name)
             default = 0 if name == "padding" else 1
             if value != (default, default):
-                parts.append(f"{name} {_pair_text(value)}")
+                parts.append(f"{name} {pair_text(value)}")
         if not self.bias:
             parts.append("no bias")
         return ", ".join(parts)
@@ -226,7 +229,7 @@ class ConvSpec:
             value = getattr(self, name)
             default = 0 if name == "padding" else 1
             if value != (default, default):
-                parts.append(letter + _pair_text(value))
+                parts.append(letter + pair_text(value))
         if not self.bias:
             parts.append("nobias")
         if self.layer != 2:
@@ -234,7 +237,8 @@ class ConvSpec:
         return "_".join(parts)
 
 
-def _pair_text(value: Pair) -> str:
+def pair_text(value: Pair) -> str:
+    """``(2, 2)`` -> ``"2"``, ``(2, 1)`` -> ``"2x1"``."""
     return str(value[0]) if value[0] == value[1] else f"{value[0]}x{value[1]}"
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "drop_ones",
     "flag_option",
     "input_option",
+    "numbered",
     "pair_option",
 ]
 
@@ -461,6 +462,19 @@ def _gradient_of(decl: ArrayDecl, role: str, kind: ArrayKind, reading: int) -> A
         return rf"\frac{{\partial \mathcal{{L}}}}{{\partial {decl.symbol(spec)}}}"
 
     return ArrayDecl(role, "d" + decl.short, symbol, kind, reading, decl.needs, decl.axes)
+
+
+# ----------------------------------------------------------------------- names
+def numbered(letter: str, offset: int = 0) -> Callable[[Any], str]:
+    """The name of an array numbered by its layer, as the course notation numbers them.
+
+    ``numbered("a", -1)`` gives ``a^{[1]}`` for a spec of layer 2 (its input).
+    """
+
+    def name(spec: Any) -> str:
+        return f"{letter}^{{[{spec.layer + offset}]}}"
+
+    return name
 
 
 # ---------------------------------------------------------------------- shape helpers

@@ -30,6 +30,7 @@ from convviz.layers.base import (
     count_option,
     flag_option,
     input_option,
+    numbered,
     pair_option,
 )
 from convviz.spec import ConvSpec, Pair
@@ -79,20 +80,10 @@ OPTIONS = (
 )
 
 
-def _a(spec: ConvSpec) -> str:
-    return f"a^{{[{spec.layer - 1}]}}"
-
-
-def _w(spec: ConvSpec) -> str:
-    return f"W^{{[{spec.layer}]}}"
-
-
-def _b(spec: ConvSpec) -> str:
-    return f"b^{{[{spec.layer}]}}"
-
-
-def _z(spec: ConvSpec) -> str:
-    return f"z^{{[{spec.layer}]}}"
+_a = numbered("a", -1)
+_w = numbered("W")
+_b = numbered("b")
+_z = numbered("z")
 
 
 ARRAYS = (

@@ -61,9 +61,10 @@ from convviz.layers.base import (
     flag_option,
     input_option,
     keep_mask,
+    numbered,
     pair_option,
 )
-from convviz.spec import MAX_PRODUCTS, Pair, SpecError
+from convviz.spec import MAX_PRODUCTS, Pair, SpecError, as_pair, pair_text
 
 if TYPE_CHECKING:
     from convviz.highlights import Index
@@ -81,22 +82,8 @@ __all__ = [
 _AXES = ("height", "width")
 
 
-def _as_pair(name: str, value: Any) -> Pair:
-    if isinstance(value, bool):
-        raise SpecError(name, f"expected an integer or a pair of integers, got {value!r}")
-    if isinstance(value, int):
-        return (value, value)
-    if (
-        isinstance(value, tuple | list)
-        and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    ):
-        return (int(value[0]), int(value[1]))
-    raise SpecError(name, f"expected an integer or a pair of integers, got {value!r}")
 
 
-def _pair_text(value: Pair) -> str:
-    return str(value[0]) if value[0] == value[1] else f"{value[0]}x{value[1]}"
 
 
 @dataclass(frozen=True)
@@ -141,7 +128,7 @@ class ConvTranspose2d:
     def __post_init__(self) -> None:
         for name in ("input_size", "kernel_size", "stride", "padding", "output_padding",
                      "dilation"):
-            object.__setattr__(self, name, _as_pair(name, getattr(self, name)))
+            object.__setattr__(self, name, as_pair(name, getattr(self, name)))
         for name in ("input_size", "kernel_size"):
             if min(getattr(self, name)) < 1:
                 raise SpecError(name, f"sizes must be at least 1, got {getattr(self, name)}")
@@ -237,7 +224,7 @@ class ConvTranspose2d:
                               ("dilation", 1)):
             value = getattr(self, name)
             if value != (default, default):
-                parts.append(f"{name.replace('_', ' ')} {_pair_text(value)}")
+                parts.append(f"{name.replace('_', ' ')} {pair_text(value)}")
         if not self.bias:
             parts.append("no bias")
         out = "x".join(str(n) for n in self.display_shape("output"))
@@ -253,7 +240,7 @@ class ConvTranspose2d:
                                       ("op", "output_padding", 0), ("d", "dilation", 1)):
             value = getattr(self, name)
             if value != (default, default):
-                parts.append(letter + _pair_text(value))
+                parts.append(letter + pair_text(value))
         if not self.bias:
             parts.append("nobias")
         if self.layer != 2:
@@ -289,20 +276,10 @@ OPTIONS = (
 
 
 # -------------------------------------------------------------------------- arrays
-def _a(spec: ConvTranspose2d) -> str:
-    return f"a^{{[{spec.layer - 1}]}}"
-
-
-def _w(spec: ConvTranspose2d) -> str:
-    return f"W^{{[{spec.layer}]}}"
-
-
-def _b(spec: ConvTranspose2d) -> str:
-    return f"b^{{[{spec.layer}]}}"
-
-
-def _z(spec: ConvTranspose2d) -> str:
-    return f"z^{{[{spec.layer}]}}"
+_a = numbered("a", -1)
+_w = numbered("W")
+_b = numbered("b")
+_z = numbered("z")
 
 
 def _scatter(spec: ConvTranspose2d) -> str:

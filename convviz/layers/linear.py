@@ -33,6 +33,7 @@ from convviz.layers.base import (
     count_option,
     flag_option,
     input_option,
+    numbered,
 )
 from convviz.spec import MAX_PRODUCTS, SpecError
 
@@ -135,20 +136,10 @@ OPTIONS = (
 
 
 # -------------------------------------------------------------------------- arrays
-def _a(spec: Linear) -> str:
-    return f"a^{{[{spec.layer - 1}]}}"
-
-
-def _w(spec: Linear) -> str:
-    return f"W^{{[{spec.layer}]}}"
-
-
-def _b(spec: Linear) -> str:
-    return f"b^{{[{spec.layer}]}}"
-
-
-def _z(spec: Linear) -> str:
-    return f"z^{{[{spec.layer}]}}"
+_a = numbered("a", -1)
+_w = numbered("W")
+_b = numbered("b")
+_z = numbered("z")
 
 
 ARRAYS = (

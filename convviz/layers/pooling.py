@@ -48,7 +48,7 @@ from convviz.layers.base import (
     input_option,
     pair_option,
 )
-from convviz.spec import MAX_PRODUCTS, Pair, SpecError
+from convviz.spec import MAX_PRODUCTS, Pair, SpecError, as_pair, pair_text
 
 if TYPE_CHECKING:
     from convviz.layers.namespace import Namespace
@@ -70,22 +70,8 @@ __all__ = [
 Window = tuple[Pair, tuple[Pair, ...]]
 
 
-def _as_pair(name: str, value: Any) -> Pair:
-    if isinstance(value, bool):
-        raise SpecError(name, f"expected an integer or a pair of integers, got {value!r}")
-    if isinstance(value, int):
-        return (value, value)
-    if (
-        isinstance(value, tuple | list)
-        and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    ):
-        return (int(value[0]), int(value[1]))
-    raise SpecError(name, f"expected an integer or a pair of integers, got {value!r}")
 
 
-def _pair_text(value: Pair) -> str:
-    return str(value[0]) if value[0] == value[1] else f"{value[0]}x{value[1]}"
 
 
 # --------------------------------------------------------------------------- specs
@@ -132,7 +118,7 @@ class Pool2d:
             "padding": self.padding,
         }
         for name, value in pairs.items():
-            object.__setattr__(self, name, _as_pair(name, value))
+            object.__setattr__(self, name, as_pair(name, value))
         for name in ("input_size", "kernel_size"):
             if min(getattr(self, name)) < 1:
                 raise SpecError(name, f"sizes must be at least 1, got {getattr(self, name)}")
@@ -230,18 +216,18 @@ class Pool2d:
         """Short human description, e.g. ``4x4 input, 2x2 kernel, stride 2``."""
         parts = ["x".join(str(n) for n in self.display_shape("input")) + " input"]
         parts.append("x".join(str(n) for n in self.kernel_size) + " kernel")
-        parts.append(f"stride {_pair_text(self.strides)}")
+        parts.append(f"stride {pair_text(self.strides)}")
         if self.padding != (0, 0):
-            parts.append(f"padding {_pair_text(self.padding)}")
+            parts.append(f"padding {pair_text(self.padding)}")
         return ", ".join(parts)
 
     def slug(self) -> str:
         """File-name friendly identifier, e.g. ``4x4_k2x2_s2`` or ``3x6x6_k3x3_s1_p1``."""
         parts = ["x".join(str(n) for n in self.display_shape("input"))]
         parts.append("k" + "x".join(str(n) for n in self.kernel_size))
-        parts.append("s" + _pair_text(self.strides))
+        parts.append("s" + pair_text(self.strides))
         if self.padding != (0, 0):
-            parts.append("p" + _pair_text(self.padding))
+            parts.append("p" + pair_text(self.padding))
         if self.layer != 1:
             parts.append(f"l{self.layer}")
         return "_".join(parts)
