@@ -187,11 +187,12 @@ def chain_rule(
                     *(flat_up[k] * sympy.diff(flat_out[k], variable) for k in sharing)
                 )
             else:
+                product = builder.product
                 result[pos] = builder.total(
-                    builder.product(
+                    product(
                         (
                             flat_up[k],
-                            builder.product(rest)
+                            (rest[0] if len(rest) == 1 else product(rest))
                             if rest is not None
                             else partial(term, variable, builder),
                         )

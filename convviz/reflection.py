@@ -34,6 +34,7 @@ Term = tuple[sympy.Expr, tuple[Cell, ...]]
 
 
 _ONE = sympy.S.One
+_INTEGER = sympy.Integer
 
 #: Node classes whose cells all belong to the term they appear in.
 _COMPOSITE = (sympy.Function, sympy.Pow, sympy.Piecewise, sympy.Abs)
@@ -126,10 +127,11 @@ class Reflector:
         out: list[Term] = []
         known = self._cells
         key = self._sort_key
+        quick = self._quick_cell
         for arg in node.args:
             kind = type(arg)
-            if kind is sympy.Mul:  # inlined fast path of _walk_Mul: cells seen before
-                cells = [known.get(a) for a in arg.args]
+            if kind is sympy.Mul:  # inlined fast path of _walk_Mul: products of cells
+                cells = [known.get(a) or quick(a) for a in arg.args]
                 if len(cells) == 2:
                     first, second = cells
                     if first is not None and second is not None and first != second:
@@ -258,6 +260,25 @@ class Reflector:
         base = var.base if isinstance(var, sympy.Indexed) else var
         indices = var.indices if isinstance(var, sympy.Indexed) else ()
         return [(sympy.S.One, (self._cell(node, base, indices, self.derivative_roles, whole),))]
+
+    def _quick_cell(self, node: Basic) -> Cell | None:
+        """The cell of an ``Indexed`` node of a known array with integer indices, else None.
+
+        What :meth:`_walk_Indexed` does for such a node, without dispatching; anything
+        else (a derivative, a number, an unknown array) is left to the general path.
+        """
+        if type(node) is not sympy.Indexed:
+            return None
+        args = node.args
+        role = self.roles.get(args[0])
+        if role is None:
+            return None
+        indices = args[1:]
+        if not all(type(i) is _INTEGER or isinstance(i, sympy.Integer) for i in indices):
+            return None
+        cell = Cell(role, tuple(int(i) for i in indices))
+        self._cells[node] = cell
+        return cell
 
     def cell_of(self, node: Basic) -> Cell | None:
         """The cell a node was reflected into (``None`` if it is not one)."""
