@@ -76,8 +76,8 @@ class Reflector:
         self._order = {role: n for n, role in enumerate(order)}
         for role in (*self.roles.values(), *self.derivative_roles.values()):
             self._order.setdefault(role, len(self._order))
+        self._unknown = len(self._order)
         self._cells: dict[Basic, Cell] = {}
-        self._sort_keys: dict[Cell, tuple[int, Index]] = {}
         self._methods: dict[type, Callable[[Reflector, Any, Basic], list[Term]]] = {}
         #: Short name of each role, for equations of expressions that are not products.
         self.short_names: dict[str, str] = {}
@@ -94,11 +94,8 @@ class Reflector:
         return cls(roles, derivative, derivation.layer.roles)
 
     def _sort_key(self, cell: Cell) -> tuple[int, Index]:
-        key = self._sort_keys.get(cell)
-        if key is None:
-            key = (self._order.get(cell.role, len(self._order)), cell.index)
-            self._sort_keys[cell] = key
-        return key
+        # built each time: cheaper than hashing the cell to look it up
+        return (self._order.get(cell.role, self._unknown), cell.index)
 
     # ------------------------------------------------------------------ walking
     def terms(self, expr: Basic) -> list[Term]:
