@@ -1013,10 +1013,7 @@ def capture_network_frames(
     The scene runs with ``skip_animations`` (nothing is encoded); a frame is drawn when
     the chosen moment is on screen, so the sheet shows what the video shows there.
     """
-    from manim import tempconfig
-    from manim.renderer.cairo_renderer import CairoRenderer
-
-    from convviz.rendering.storyboard import Frame
+    from convviz.rendering.storyboard import Frame, draw_frame, dry_run
 
     frames: list[Frame] = []
     holder: list[NetworkScene] = []
@@ -1026,39 +1023,15 @@ def capture_network_frames(
         if record.phase.number in taken:
             return
         taken.add(record.phase.number)
-        scene = holder[0]
-        renderer = scene.renderer
-        if not isinstance(renderer, CairoRenderer):
-            raise RenderError("storyboards need manim's Cairo renderer")
-        renderer.static_image = None
-        renderer.update_frame(scene, ignore_skipping=True)
-        pixels = np.asarray(renderer.get_frame(), dtype=np.uint8)[:, :, :3].copy()
+        pixels = draw_frame(holder[0])
         what = (f"{record.phase.title}" if record.sweep
                 else f"{record.phase.title} ({_cell(record.phase.target_name, record.target)})")
         frames.append(Frame(len(frames) + 1, what, pixels))
 
-    import tempfile
-
-    cache = default_tex_cache()
-    with tempfile.TemporaryDirectory(prefix="convviz-storyboard-") as media:
-        settings = {
-            "dry_run": True,
-            "pixel_width": width,
-            "pixel_height": height,
-            "frame_rate": 15,
-            "media_dir": media,
-            "tex_dir": str(cache),
-            "text_dir": str(cache.parent / "text"),
-            "verbosity": "WARNING",
-            "progress_bar": "none",
-            "disable_caching": True,
-            "background_color": theme.background,
-        }
-        with tempconfig(settings):
-            scene = NetworkScene(plan, theme=theme, tex=tex, on_hold=grab,
-                                 skip_animations=True)
-            holder.append(scene)
-            scene.render()
+    with dry_run(width, height, theme):
+        scene = NetworkScene(plan, theme=theme, tex=tex, on_hold=grab, skip_animations=True)
+        holder.append(scene)
+        scene.render()
     return frames
 
 

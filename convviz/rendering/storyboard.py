@@ -8,11 +8,12 @@ screen, so the sheet shows exactly what the video shows during each step's hold.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,14 @@ from numpy.typing import NDArray
 from convviz.rendering.output import RenderError, default_tex_cache
 from convviz.rendering.theme import DARK, Theme
 
-__all__ = ["STORYBOARD_FORMATS", "Frame", "capture_frames", "write_storyboard"]
+__all__ = [
+    "STORYBOARD_FORMATS",
+    "Frame",
+    "capture_frames",
+    "draw_frame",
+    "dry_run",
+    "write_storyboard",
+]
 
 #: File types a storyboard can be written as.
 STORYBOARD_FORMATS = ("png", "pdf", "svg")
@@ -40,6 +48,42 @@ class Frame:
 
 def _caption(name: str, index: Sequence[int]) -> str:
     return f"{name}[{','.join(str(i) for i in index)}]" if index else name
+
+
+def draw_frame(scene: Any) -> NDArray[np.uint8]:
+    """The RGB pixels of what ``scene`` shows now (Cairo renderer, even while skipping)."""
+    from manim.renderer.cairo_renderer import CairoRenderer
+
+    renderer = scene.renderer
+    if not isinstance(renderer, CairoRenderer):
+        raise RenderError("storyboards need manim's Cairo renderer")
+    renderer.static_image = None
+    renderer.update_frame(scene, ignore_skipping=True)
+    return np.asarray(renderer.get_frame(), dtype=np.uint8)[:, :, :3].copy()
+
+
+@contextlib.contextmanager
+def dry_run(width: int, height: int, theme: Theme) -> Iterator[None]:
+    """Manim's configuration for drawing frames without writing a video."""
+    from manim import tempconfig
+
+    cache = default_tex_cache()
+    with tempfile.TemporaryDirectory(prefix="convviz-storyboard-") as media:
+        settings = {
+            "dry_run": True,
+            "pixel_width": width,
+            "pixel_height": height,
+            "frame_rate": 15,
+            "media_dir": media,
+            "tex_dir": str(cache),
+            "text_dir": str(cache.parent / "text"),
+            "verbosity": "WARNING",
+            "progress_bar": "none",
+            "disable_caching": True,
+            "background_color": theme.background,
+        }
+        with tempconfig(settings):
+            yield
 
 
 def capture_frames(
@@ -73,9 +117,6 @@ def capture_frames(
     seed, values, show
         Draw the clip at numbers, as :func:`convviz.render` does.
     """
-    from manim import tempconfig
-    from manim.renderer.cairo_renderer import CairoRenderer
-
     from convviz.rendering.scenes import ConvolutionScene, scene_class
 
     if every < 1:
@@ -93,46 +134,26 @@ def capture_frames(
             return
         scene = holder[0]
         assert scene.plan is not None
-        renderer = scene.renderer
-        if not isinstance(renderer, CairoRenderer):
-            raise RenderError("storyboards need manim's Cairo renderer")
-        renderer.static_image = None
-        renderer.update_frame(scene, ignore_skipping=True)
-        pixels = np.asarray(renderer.get_frame(), dtype=np.uint8)[:, :, :3].copy()
+        pixels = draw_frame(scene)
         target = scene.plan.steps[done - 1].target
         from convviz.rendering.api import plain_name
 
         short = plain_name(scene.plan.array(target.role).short or target.role)
         frames.append(Frame(done, _caption(short, target.index), pixels))
 
-    cache = default_tex_cache()
-    with tempfile.TemporaryDirectory(prefix="convviz-storyboard-") as media:
-        settings = {
-            "dry_run": True,
-            "pixel_width": width,
-            "pixel_height": height,
-            "frame_rate": 15,
-            "media_dir": media,
-            "tex_dir": str(cache),
-            "text_dir": str(cache.parent / "text"),
-            "verbosity": "WARNING",
-            "progress_bar": "none",
-            "disable_caching": True,
-            "background_color": theme.background,
-        }
-        with tempconfig(settings):
-            scene = scene_class(op, spec.TYPE)(
-                spec,
-                theme=theme,
-                tex=tex,
-                on_step=grab,
-                max_steps=max_steps,
-                skip_animations=True,
-                values=numbers,
-                show=show,
-            )
-            holder.append(scene)
-            scene.render()
+    with dry_run(width, height, theme):
+        scene = scene_class(op, spec.TYPE)(
+            spec,
+            theme=theme,
+            tex=tex,
+            on_step=grab,
+            max_steps=max_steps,
+            skip_animations=True,
+            values=numbers,
+            show=show,
+        )
+        holder.append(scene)
+        scene.render()
     return frames
 
 
