@@ -13,7 +13,9 @@ setup:
 render: setup
 	$(BIN)/convviz render forward
 
-test: setup
+# The tests also need a browser: Debian's chromium, for the web pages (tests/web).
+test:
+	bash scripts/setup.sh --browser
 	$(BIN)/python -m pytest -q
 
 lint: setup

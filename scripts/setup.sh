@@ -6,7 +6,18 @@
 #   2. a Python >= 3.11 virtualenv in .venv
 #   3. `pip install -e '.[dev]'`, re-run only when pyproject.toml changed since the last
 #      successful install (its hash is kept in .venv/.convviz-setup-stamp)
+#
+# `--browser` (used by `make test`) also installs Debian's chromium, which the web-page
+# tests drive headless through Playwright's driver; no browser is downloaded elsewhere.
 set -euo pipefail
+
+BROWSER=0
+for arg in "$@"; do
+    case "$arg" in
+        --browser) BROWSER=1 ;;
+        *) printf 'setup: error: unknown option %s (use --browser)\n' "$arg" >&2; exit 2 ;;
+    esac
+done
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -26,6 +37,7 @@ APT_PACKAGES=(
     dvisvgm
     cm-super-minimal
 )
+BROWSER_PACKAGES=(chromium)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -42,7 +54,9 @@ install_system_packages() {
     fi
     local missing=()
     local pkg
-    for pkg in "${APT_PACKAGES[@]}"; do
+    local wanted=("${APT_PACKAGES[@]}")
+    ((BROWSER)) && wanted+=("${BROWSER_PACKAGES[@]}")
+    for pkg in "${wanted[@]}"; do
         is_installed "$pkg" || missing+=("$pkg")
     done
     # Debian's own python3 ships venv support separately.
