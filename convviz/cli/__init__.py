@@ -49,14 +49,18 @@ class _Group(click.Group):
         """``render NET.toml`` and ``storyboard NET.toml`` go to the network commands.
 
         ``convviz render forward ...`` takes a layer's op; when one of the arguments
-        after ``render`` (or ``storyboard``) is a network file (a name ending in
+        after ``render`` (or ``storyboard``, or ``page``) is a network file (a name ending in
         ``.toml``), the whole command line goes to the network form instead
         (:mod:`convviz.cli.network_render`).
         """
-        if args and args[0] in ("render", "storyboard"):
+        if args and args[0] in ("render", "storyboard", "page"):
             from convviz.cli import network_render
 
             if network_render.network_argument(args[1:]) is not None:
+                if args[0] == "page":
+                    from convviz.cli import page_commands
+
+                    return args[0], page_commands.COMMANDS["network"], args[1:]
                 return args[0], network_render.COMMANDS[args[0]], args[1:]
         return super().resolve_command(ctx, args)
 
@@ -101,6 +105,12 @@ def _register() -> None:
 
     for command in network_commands.COMMANDS:
         main.add_command(command)
+    from convviz.cli import page_commands
+
+    page = page_commands.COMMANDS["layer"]
+    page.epilog = ("A network file in place of OP (convviz page NET.toml ...) makes the page of "
+                   "the whole network's clip: see convviz page NET.toml --help.")
+    main.add_command(page)
     from convviz.cli import batch_commands
 
     for command in batch_commands.COMMANDS:

@@ -35,7 +35,7 @@ from convviz.rendering.plan import ScenePlan, axis_slots, plan_scene
 
 if TYPE_CHECKING:
     from convviz.evaluation import NetworkResult
-    from convviz.network import Network, NetworkDerivation
+    from convviz.network import Network, NetworkDerivation, NetworkValues
 
 __all__ = [
     "PHASES",
@@ -44,12 +44,14 @@ __all__ = [
     "PhasePlan",
     "PhaseTimes",
     "PlanError",
+    "PreparedNetwork",
     "StripArray",
     "array_name",
     "backward_ops",
     "layer_numbers",
     "parse_layers",
     "plan_network",
+    "prepare_network_parts",
 ]
 
 #: The two passes, in the order a clip plays them.
@@ -456,3 +458,46 @@ def layer_numbers(result: NetworkResult, values: Any) -> list[dict[str, Any]]:
 def phase_arrays(plan: NetworkPlan, phase: PhasePlan) -> Sequence[str]:
     """Names of the strip arrays that belong to the phase's layer (outlined in the strip)."""
     return [a.name for a in plan.strip if phase.layer.index in a.layers]
+
+
+@dataclass(frozen=True)
+class PreparedNetwork:
+    """A network clip's plan with what it was made from (pages re-plan phases in full)."""
+
+    derivation: NetworkDerivation
+    result: NetworkResult
+    numbers: list[dict[str, Any]]
+    plan: NetworkPlan
+
+
+def prepare_network_parts(
+    network: Network,
+    *,
+    values: NetworkValues | None = None,
+    seed: int = 0,
+    detail: int = 2,
+    only: str | None = None,
+    layers: tuple[int, int] | None = None,
+    first_da: bool = False,
+    step_time: float = 1.0,
+    show: str | None = None,
+) -> PreparedNetwork:
+    """Derive, evaluate and plan a network clip (no manim), keeping every part.
+
+    The numbers are ``values``, else drawn from ``seed``; ``show`` is what the cells
+    show (``values`` by default, ``both`` or ``symbols``).
+    """
+    from convviz.evaluation import evaluate_network
+    from convviz.network import derive_network, random_values
+    from convviz.rendering.values import resolve_show
+
+    given = values if values is not None else random_values(network, seed)
+    network = given.network or network
+    derivation = derive_network(network)
+    result = evaluate_network(derivation, given)
+    pacing = Pacing(detail=detail, step_time=step_time)
+    mode = resolve_show(show, True, where="--show")
+    numbers = layer_numbers(result, given)
+    plan = plan_network(derivation, pacing=pacing, only=only, layers=layers,
+                        first_da=first_da, result=result, numbers=numbers, show=mode)
+    return PreparedNetwork(derivation, result, numbers, plan)

@@ -56,7 +56,7 @@ from convviz.rendering.theme import DARK, Theme
 from convviz.rendering.typeset import typeset
 
 if TYPE_CHECKING:
-    from convviz.network import Network, NetworkValues
+    from convviz.network import Network
     from convviz.rendering.storyboard import Frame
 
 __all__ = [
@@ -769,37 +769,11 @@ def _move_item(a: Mobject, b: Mobject) -> tuple[Mobject, np.ndarray, float, np.n
 
 
 # ------------------------------------------------------------------------- helpers
-def prepare_network(
-    network: Network,
-    *,
-    values: NetworkValues | None = None,
-    seed: int = 0,
-    detail: int = 2,
-    only: str | None = None,
-    layers: tuple[int, int] | None = None,
-    first_da: bool = False,
-    step_time: float = 1.0,
-    show: str | None = None,
-) -> NetworkPlan:
-    """Derive, evaluate and plan a network clip (no manim).
+def prepare_network(network: Network, **options: Any) -> NetworkPlan:
+    """Derive, evaluate and plan a network clip (see ``network_plan.prepare_network_parts``)."""
+    from convviz.rendering.network_plan import prepare_network_parts
 
-    The numbers are ``values``, else drawn from ``seed``; ``show`` is what the cells
-    show (``values`` by default, ``both`` or ``symbols``).
-    """
-    from convviz.evaluation import evaluate_network
-    from convviz.network import derive_network, random_values
-    from convviz.rendering.network_plan import Pacing, layer_numbers, plan_network
-    from convviz.rendering.values import resolve_show
-
-    numbers = values if values is not None else random_values(network, seed)
-    network = numbers.network or network
-    derivation = derive_network(network)
-    result = evaluate_network(derivation, numbers)
-    pacing = Pacing(detail=detail, step_time=step_time)
-    mode = resolve_show(show, True, where="--show")
-    return plan_network(derivation, pacing=pacing, only=only, layers=layers,
-                        first_da=first_da, result=result,
-                        numbers=layer_numbers(result, numbers), show=mode)
+    return prepare_network_parts(network, **options).plan
 
 
 def _pixels(box: Box, width: int, height: int) -> list[float]:
