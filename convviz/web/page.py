@@ -63,7 +63,7 @@ class PageCell:
 
     def to_json(self) -> dict[str, Any]:
         """What the page's script reads: name, formula slot, step, value, gradient."""
-        doc: dict[str, Any] = {"name": self.name, "formula": self.formula}
+        doc: dict[str, Any] = {"name": self.name, "formula": self.formula, "tex": self.tex}
         if self.step is not None:
             doc["step"] = self.step
         if self.value is not None:
@@ -456,5 +456,5 @@ def _body(data: PageData) -> str:
 </section>
 </aside>
 </main>
-<footer>Made with convviz. Keys: &larr;/&rarr; step, space play/pause.
+<footer>Made with convviz. Keys: &larr;/&rarr; step, space play/pause, Home/End first/last step.
 Everything is inside this file: it works offline.</footer>"""

@@ -1,4 +1,4 @@
-"""A real headless Chromium (Debian's ``chromium``) for the web-page tests, cut off from the network.
+"""A real headless Chromium (Debian's ``chromium``) for the web-page tests, offline.
 
 ``scripts/setup.sh --browser`` (run by ``make test``) installs Debian's ``chromium``; the
 Python side is Playwright's driver (``playwright`` in the ``dev`` extra), pointed at that

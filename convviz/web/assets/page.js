@@ -121,6 +121,8 @@
     var formula = document.getElementById("cell-formula");
     formula.innerHTML = cell.formula >= 0 ? data.formulas[cell.formula] : "";
     formula.dataset.cell = id;
+    formula.dataset.tex = cell.tex;
+    formula.setAttribute("aria-label", cell.tex);
     var numbers = document.getElementById("cell-numbers");
     numbers.textContent = "";
     [["value", cell.value], ["gradient dL/d" + cell.name, cell.grad]].forEach(function (pair) {
@@ -257,7 +259,9 @@
       r.classList.toggle("selected", r.dataset.cell === state.selected);
     });
     Array.prototype.forEach.call(chapters.querySelectorAll("li[data-step]"), function (li) {
-      li.classList.toggle("current", li.dataset.step === String(n));
+      var now = li.dataset.step === String(n);
+      if (now && !li.classList.contains("current")) keepInView(li);
+      li.classList.toggle("current", now);
     });
     Array.prototype.forEach.call(chapters.querySelectorAll("li.phase"), function (li) {
       li.classList.toggle("current", li.dataset.phase === String(phase));
@@ -266,6 +270,15 @@
       Array.prototype.forEach.call(strip.querySelectorAll("button[data-phase]"), function (b) {
         b.classList.toggle("current", b.dataset.phase === String(phase));
       });
+    }
+  }
+  function keepInView(item) {
+    // scroll the chapter list (not the page) so that the current chapter shows
+    var box = document.getElementById("chapters-box");
+    var top = item.offsetTop;  // #chapters-box is positioned: offsets are inside it
+    if (top < box.scrollTop) box.scrollTop = top - 8;
+    else if (top + item.offsetHeight > box.scrollTop + box.clientHeight) {
+      box.scrollTop = top + item.offsetHeight - box.clientHeight + 8;
     }
   }
   function tick() {
@@ -291,6 +304,8 @@
     if (event.altKey || event.ctrlKey || event.metaKey) return;
     if (event.key === "ArrowRight") { event.preventDefault(); nextStep(1); }
     else if (event.key === "ArrowLeft") { event.preventDefault(); nextStep(-1); }
+    else if (event.key === "Home") { event.preventDefault(); goToStep(0); }
+    else if (event.key === "End") { event.preventDefault(); goToStep(data.steps.length - 1); }
     else if (event.key === " " || event.key === "Spacebar") {
       if (event.target && event.target.tagName === "INPUT") return;
       event.preventDefault();
