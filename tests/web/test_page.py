@@ -381,3 +381,22 @@ def test_tiny_cnn_page_clicks_through_every_phase(tiny_cnn: Path, open_offline: 
         if k == 0:
             shoot(opened, "tiny-cnn-layer1.png", tmp_path)
     shoot(opened, "tiny-cnn-last.png", tmp_path)
+
+
+def test_a_page_from_a_timeline_needs_no_manim(forward: dict[str, Any], tmp_path: Path) -> None:
+    """Making a page of an existing render imports no manim (only rendering/ does)."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "page.html"
+    script = (
+        "import sys\n"
+        "sys.modules['manim'] = None\n"
+        "from convviz.cli import main\n"
+        f"main(['page', 'forward', '--timeline', {str(forward['timeline_path'])!r}, "
+        f"'-o', {str(target)!r}], prog_name='convviz')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert target.read_bytes() == forward["page"].read_bytes()
