@@ -7,6 +7,8 @@ Every layer type has a spec class named as in ``torch.nn``: :class:`Conv2d` (als
 
 The core (everything importable from this package except :func:`render` and the scene
 classes) needs SymPy and NumPy only; Manim is imported on first use of the rendering API.
+:func:`write_page` and :func:`write_network_page` write a clip's interactive, offline
+HTML page (rendering the clip first, unless given an existing render's timeline).
 :func:`Sequential` and :func:`load_network` build networks of the specs (see
 :mod:`convviz.network`, whose factories named like ``torch.nn``'s classes take the lazy
 layers' arguments: ``convviz.network.Linear(3)`` has 3 outputs). Names are loaded on
@@ -53,6 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         scene_class,
     )
     from convviz.spec import MAX_PRODUCTS, ConvSpec, SpecError
+    from convviz.web.api import write_network_page, write_page
 
 #: Where each public name lives. The rendering names import manim (slow to import, and
 #: not needed to derive or check anything).
@@ -101,6 +104,8 @@ _LOCATIONS = {
     "InputGradient": "convviz.rendering.scenes",
     "BiasGradient": "convviz.rendering.scenes",
     "InputGradientAsFullConvolution": "convviz.rendering.scenes",
+    "write_page": "convviz.web.api",
+    "write_network_page": "convviz.web.api",
 }
 
 __all__ = [
@@ -149,6 +154,8 @@ __all__ = [
     "render",
     "scene_class",
     "verify",
+    "write_network_page",
+    "write_page",
 ]
 
 

@@ -9,8 +9,6 @@ the timeline's (or ``--video``'s), and the options must be those it was rendered
 
 from __future__ import annotations
 
-import json
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,52 +21,22 @@ from convviz.cli.render_commands import RenderFailed, numbers_options, resolve_n
 __all__ = ["COMMANDS", "layer_page_command", "network_page_command"]
 
 
-def _check_output(output: Path | None, default: Path) -> Path:
-    target = output or default
-    if target.suffix.lower() not in (".html", ".htm"):
-        raise OptionError(f"-o: a page is an .html file, not {target.suffix or target}")
-    if target.exists() and target.is_dir():
-        raise OptionError(f"-o: {target} is a directory; give a file name ending in .html")
-    return target
-
-
-def _read_timeline(path: Path, video: Path | None) -> tuple[dict[str, Any], Path]:
-    """The timeline document and the video it belongs to (checked against each other)."""
-    from convviz.web.embed import PageError
-    from convviz.web.page import check_video
-
-    if not path.is_file():
-        raise OptionError(f"--timeline: {path}: no such file")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise OptionError(f"--timeline: {path}: not a timeline JSON file ({err})") from None
-    needed = ("video", "width", "height", "fps", "duration", "steps")
-    if not isinstance(doc, dict) or any(k not in doc for k in needed):
-        raise OptionError(f"--timeline: {path}: not a convviz timeline (it needs "
-                          f"{', '.join(needed)})")
-    if video is None:
-        named = Path(str(doc["video"]))
-        video = named if named.is_absolute() or named.exists() else path.parent / named
-    try:
-        check_video(doc, video)
-    except PageError as err:
-        raise OptionError(str(err)) from None
-    return doc, video
-
-
-def _write(target: Path, make: Callable[[], str]) -> None:
+def _run(make: Callable[[], Path]) -> None:
+    """Write a page; bad input as one line (exit 2), a missing program as exit 1."""
     from convviz.rendering.latex import TypesetError
-    from convviz.web.embed import PageError, atomic_write
+    from convviz.rendering.layout import LayoutError
+    from convviz.rendering.network_plan import PlanError
+    from convviz.rendering.output import RenderError
+    from convviz.rendering.values import ValuesInputError
+    from convviz.web.embed import PageError
 
     try:
-        text = make()
-    except PageError as err:
+        written = make()
+    except (PageError, RenderError, LayoutError, PlanError, ValuesInputError) as err:
         raise OptionError(str(err)) from None
     except TypesetError as err:
         raise RenderFailed(str(err)) from None
-    atomic_write(target, text)
-    click.echo(str(target))
+    click.echo(str(written))
 
 
 _PAGE_OPTIONS = [
@@ -124,62 +92,18 @@ def layer_page_command(
       convviz page da --type maxpool2d --seed 0 --theme light -o pool.html
       convviz render dw --timeline dw.json -o dw.mp4 && convviz page dw --timeline dw.json
     """
-    from convviz.rendering.api import resolve_tex
-    from convviz.rendering.output import RenderError
+    from convviz.rendering.api import default_output
+    from convviz.web.api import write_page
 
     op = check_op(spec, op)
     numbers, show = resolve_numbers(spec, seed, values_file, show)
     if numbers is not None:
         spec = numbers.spec
-    if video is not None and timeline is None:
-        raise OptionError("--video: only with --timeline (a page of an existing render)")
-    from convviz.rendering.api import default_output
-
-    target = _check_output(output, default_output(spec, op, "mp4").with_suffix(".html"))
-    try:
-        backend = resolve_tex(tex)
-    except RenderError as err:
-        raise RenderFailed(str(err)) from None
-    with tempfile.TemporaryDirectory(prefix="convviz-page-") as private:
-        if timeline is not None:
-            doc, clip = _read_timeline(timeline, video)
-        else:
-            doc, clip = _render_layer(spec, op, Path(private), quality=quality, tex=tex,
-                                      theme=theme, palette=palette, step_time=step_time,
-                                      max_steps=max_steps, numbers=numbers, show=show)
-        from convviz.derivation import derive
-        from convviz.rendering.plan_cache import cached_plan
-        from convviz.web.page import layer_page_data, page_html
-
-        plan = cached_plan(spec, op, max_steps, numbers, show)
-
-        def make() -> str:
-            data = layer_page_data(doc, plan, derive(spec),
-                                   numbers.arrays if numbers is not None else None)
-            return page_html(data, clip, theme=theme, backend=backend)
-
-        _write(target, make)
-
-
-def _render_layer(spec: Any, op: str, folder: Path, *, quality: str, tex: str, theme: str,
-                  palette: str, step_time: float, max_steps: int | None, numbers: Any,
-                  show: str) -> tuple[dict[str, Any], Path]:
-    from convviz.rendering.api import render
-    from convviz.rendering.latex import TypesetError
-    from convviz.rendering.layout import LayoutError
-    from convviz.rendering.output import RenderError
-    from convviz.rendering.theme import theme_for
-
-    clip, timeline = folder / "clip.mp4", folder / "clip.json"
-    try:
-        render(spec, op, quality=quality, output=clip, timeline=timeline, step_time=step_time,
-               max_steps=max_steps, tex=tex, theme=theme_for(theme, palette), values=numbers,
-               show=show)
-    except (RenderError, LayoutError) as err:
-        raise OptionError(str(err)) from None
-    except TypesetError as err:
-        raise RenderFailed(str(err)) from None
-    return json.loads(timeline.read_text(encoding="utf-8")), clip
+    target = output or default_output(spec, op, "mp4").with_suffix(".html")
+    _run(lambda: write_page(spec, op, target, timeline=timeline, video=video,
+                            quality=quality, tex=tex, theme=theme, palette=palette,
+                            step_time=step_time, max_steps=max_steps, values=numbers,
+                            show=show))
 
 
 @click.command("page")
@@ -220,61 +144,24 @@ def network_page_command(
       convviz page examples/tiny_cnn.toml --timeline net.json -o net.html
     """
     from convviz.cli.network_commands import _load, _values
-    from convviz.rendering.api import resolve_tex
-    from convviz.rendering.network_plan import PlanError, parse_layers, prepare_network_parts
-    from convviz.rendering.output import RenderError
-    from convviz.rendering.values import ValuesInputError
+    from convviz.rendering.network_plan import PlanError, parse_layers
+    from convviz.web.api import write_network_page
 
     if not Path(network).is_file():
         raise OptionError(f"NETWORK: {network}: no such file")
     if values_path is not None and not Path(values_path).is_file():
         raise OptionError(f"--values: {values_path}: no such file")
-    if video is not None and timeline is None:
-        raise OptionError("--video: only with --timeline (a page of an existing render)")
-    target = _check_output(output, Path("media") / f"network_{Path(network).stem}.html")
+    target = output or Path("media") / f"network_{Path(network).stem}.html"
     net = _load(network)
     try:
         span = parse_layers(layers, len(net.layers))
-        prepared = prepare_network_parts(
-            net, values=_values(net, values_path, seed), detail=detail, only=only,
-            layers=span, first_da=first_da, step_time=step_time, show=show)
-        backend = resolve_tex(tex)
-    except (PlanError, ValuesInputError) as err:
+    except PlanError as err:
         raise OptionError(str(err)) from None
-    except RenderError as err:
-        raise RenderFailed(str(err)) from None
-    with tempfile.TemporaryDirectory(prefix="convviz-page-") as private:
-        if timeline is not None:
-            doc, clip = _read_timeline(timeline, video)
-        else:
-            doc, clip = _render_network(prepared.plan, Path(private), quality=quality,
-                                        tex=tex, theme=theme, palette=palette)
-        from convviz.web.page import network_page_data, page_html
-
-        def make() -> str:
-            data = network_page_data(doc, prepared, title=Path(network).name)
-            return page_html(data, clip, theme=theme, backend=backend)
-
-        _write(target, make)
-
-
-def _render_network(plan: Any, folder: Path, *, quality: str, tex: str, theme: str,
-                    palette: str) -> tuple[dict[str, Any], Path]:
-    from convviz.rendering.latex import TypesetError
-    from convviz.rendering.layout import LayoutError
-    from convviz.rendering.network_scene import render_network
-    from convviz.rendering.output import RenderError
-    from convviz.rendering.theme import theme_for
-
-    clip, timeline = folder / "clip.mp4", folder / "clip.json"
-    try:
-        render_network(plan, output=clip, quality=quality, theme=theme_for(theme, palette),
-                       tex=tex, timeline=timeline)
-    except (RenderError, LayoutError) as err:
-        raise OptionError(str(err)) from None
-    except TypesetError as err:
-        raise RenderFailed(str(err)) from None
-    return json.loads(timeline.read_text(encoding="utf-8")), clip
+    numbers = _values(net, values_path, seed)
+    _run(lambda: write_network_page(
+        net, target, values=numbers, detail=detail, only=only, layers=span,
+        first_da=first_da, step_time=step_time, show=show, timeline=timeline, video=video,
+        quality=quality, tex=tex, theme=theme, palette=palette, title=Path(network).name))
 
 
 #: ``page`` for a layer's op, and the form for a network file.
