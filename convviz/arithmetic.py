@@ -144,6 +144,14 @@ class CanonicalBuilder:
                     result = sympy.Mul._from_args((first, second), is_commutative=True)
                     self._keys[id(result)] = (result, (_MUL_CLASS, 2, key_a, key_b))
                     return result
+            if type(second) is sympy.Mul or type(first) is sympy.Mul:
+                merged = _merged_product(factors)
+                if merged is not None:
+                    return merged
+        elif any(type(f) is sympy.Mul for f in factors):
+            merged = _merged_product(factors)
+            if merged is not None:
+                return merged
         classes = [_class_key(type(f)) for f in factors]
         if len(factors) > 1 and len(set(classes)) == len(classes) and not any(
             not isinstance(f, Basic)
@@ -202,6 +210,44 @@ class CanonicalBuilder:
         if any(kept[n][0] == kept[n + 1][0] for n in range(len(kept) - 1)):
             return sympy.Add(*(t for _, t in kept))
         return sympy.Add._from_args([t for _, t in kept], is_commutative=True)
+
+
+#: Factors :func:`_merged_product` leaves to the general paths: numbers, powers, sums and
+#: ``exp`` (which ``Mul`` combines with its like), products.
+_NOT_MERGED = (sympy.Number, sympy.Pow, sympy.Add, sympy.Mul, sympy.exp)
+
+
+#: Class key of each class :func:`_merged_product` may merge (none of ``_NOT_MERGED``).
+_MERGEABLE: dict[type, tuple[int, str]] = {}
+
+
+def _merged_product(factors: Sequence[Basic]) -> Basic | None:
+    """``Mul(*factors)`` for factors and products whose classes do not meet, else ``None``.
+
+    Each product is canonical, so its factors are sorted; when no class (by name, as
+    ``Basic.compare`` sees it) occurs in two of the groups (a product's factors, or one
+    factor), ``Basic.compare`` orders factors of different groups by class alone, so a
+    stable sort by class puts the union in canonical order. Numbers, powers, sums,
+    ``exp`` and non-commutative factors (which ``Mul`` would combine or keep apart) are
+    not handled.
+    """
+    owner: dict[tuple[int, str], int] = {}
+    keyed: list[tuple[tuple[int, str], Basic]] = []
+    for group, factor in enumerate(factors):
+        if not isinstance(factor, Basic):
+            return None
+        args = factor.args if type(factor) is sympy.Mul else (factor,)
+        for arg in args:
+            key = _MERGEABLE.get(type(arg))
+            if key is None:
+                if isinstance(arg, _NOT_MERGED):
+                    return None
+                key = _MERGEABLE[type(arg)] = _class_key(type(arg))
+            if not arg.is_commutative or owner.setdefault(key, group) != group:
+                return None
+            keyed.append((key, arg))
+    keyed.sort(key=_first_of_pair)
+    return sympy.Mul._from_args([f for _, f in keyed], is_commutative=True)
 
 
 def _first(pair: tuple[tuple[Any, ...], Basic]) -> tuple[Any, ...]:

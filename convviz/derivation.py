@@ -29,7 +29,7 @@ from convviz.symbolic import cell_base, cells, loss_function
 if TYPE_CHECKING:
     from convviz.layers.base import LayerType
 
-__all__ = ["GC_PAUSE_PRODUCTS", "OPS", "Derivation", "derive", "paused_gc"]
+__all__ = ["GC_PAUSE_PRODUCTS", "OPS", "Derivation", "derive", "paused_gc", "upstream_cells"]
 
 #: conv2d's operations and the role each computes (see :mod:`convviz.layers.conv2d`).
 OPS: dict[str, str] = {"forward": "output", "dw": "grad_kernel", "da": "grad_input",
@@ -182,6 +182,32 @@ def paused_gc(pause: bool = True) -> Iterator[None]:
             gc.enable()
 
 
+def upstream_cells(loss: sympy.Expr, outputs: NDArray[Any]) -> NDArray[Any]:
+    """``Derivative(loss, z)`` for every cell ``z`` of ``outputs`` (cells of one array).
+
+    The first is built by ``sympy.Derivative``; the others as it builds an unevaluated
+    derivative by one cell (``Expr.__new__(Derivative, loss, Tuple(z, 1))``), without its
+    checks, and share the first one's deduced facts (as the cells do: every ``z`` has the
+    same assumptions, so every derivative has the same facts). The results are ``==``,
+    hash and print exactly as ``sympy.Derivative(loss, z)`` (tests check).
+    """
+    out = np.empty(outputs.shape, dtype=object)
+    first: Any = None
+    for pos, z in np.ndenumerate(outputs):
+        if first is None:
+            first = sympy.Derivative(loss, z)
+            first.is_commutative  # noqa: B018  (deduced once, for all of them to share)
+            out[pos] = first
+            continue
+        count = first.args[1]
+        node = sympy.Expr.__new__(
+            sympy.Derivative, loss, sympy.Basic.__new__(sympy.Tuple, z, count.args[1])
+        )
+        node._assumptions = first._assumptions
+        out[pos] = node
+    return out
+
+
 def _derive(
     spec: Any, engine: Engine, only: Collection[str] | None, names: Mapping[str, str]
 ) -> Derivation:
@@ -210,14 +236,13 @@ def _derive(
         upstream.fill(sympy.S.One)
     else:
         output_cells = cells(bases["output"], output.shape, spec.display_shape("output"))
-        loss = loss_function()
-        upstream = np.empty(output.shape, dtype=object)
-        for pos, z in np.ndenumerate(output_cells):
-            upstream[pos] = sympy.Derivative(loss, z)
+        upstream = upstream_cells(loss_function(), output_cells)
     arrays["grad_output"] = upstream
     roles = [r for r in layer.variables if only is None or f"grad_{r}" in only]
     variables = [arrays[role] for role in roles]
-    grads = chain_rule(output, upstream, variables, engine=engine, builder=builder)
+    grads = chain_rule(
+        output, upstream, variables, engine=engine, builder=builder, derivative=layer.derivative
+    )
     for role, grad in zip(roles, grads, strict=True):
         if layer.refine is not None:
             refined = np.empty(grad.shape, dtype=object)

@@ -26,7 +26,7 @@ Two engines differentiate a term:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -35,9 +35,12 @@ from numpy.typing import NDArray
 
 from convviz.arithmetic import CanonicalBuilder, cells_max, difference, heaviside
 
-__all__ = ["Engine", "cells_in", "chain_rule", "partial"]
+__all__ = ["DerivativeRule", "Engine", "cells_in", "chain_rule", "partial"]
 
 Engine = Literal["product-rule", "sympy"]
+
+#: A layer's own rule ``derivative(node, cell)``, ``None`` where it does not apply.
+DerivativeRule = Callable[[Any, Any], Any]
 
 
 #: Arguments of a Max that need no evaluation (the node already has them distinct).
@@ -67,14 +70,18 @@ def cells_in(factor: sympy.Expr) -> frozenset[Any]:
 
 
 def partial(
-    term: sympy.Expr, variable: sympy.Expr, builder: CanonicalBuilder | None = None
+    term: sympy.Expr,
+    variable: sympy.Expr,
+    builder: CanonicalBuilder | None = None,
+    derivative: DerivativeRule | None = None,
 ) -> sympy.Expr:
     """Derivative of one addend ``term`` with respect to one cell ``variable``.
 
     The product rule is used where it is exact and cheap: when ``variable`` is one plain
     factor of a product and no other factor contains it, the derivative is the product of
     the other factors; when exactly one factor contains it, the other factors multiply
-    that factor's derivative. ``Max`` of distinct arguments is differentiated into the
+    that factor's derivative. That factor is differentiated by the layer's ``derivative``
+    rule where it gives one; else ``Max`` of distinct arguments is differentiated into the
     ``Heaviside`` form ``sympy.diff`` gives. Everything else goes to ``sympy.diff``.
     """
     builder = builder or CanonicalBuilder()
@@ -90,15 +97,21 @@ def partial(
     if inner is variable:
         return builder.product(rest)
     if len(factors) == 1:
-        return _derivative_of_one(inner, variable)
-    derivative = _derivative_of_one(inner, variable)
-    if derivative is sympy.S.Zero:
+        return _derivative_of_one(inner, variable, derivative)
+    found = _derivative_of_one(inner, variable, derivative)
+    if found is sympy.S.Zero:
         return sympy.S.Zero
-    return sympy.Mul(*rest, derivative)
+    return sympy.Mul(*rest, found)
 
 
-def _derivative_of_one(node: sympy.Expr, variable: sympy.Expr) -> sympy.Expr:
+def _derivative_of_one(
+    node: sympy.Expr, variable: sympy.Expr, derivative: DerivativeRule | None = None
+) -> sympy.Expr:
     """Derivative of a single non-product node, with a fast path for ``Max`` of cells."""
+    if derivative is not None:
+        own = derivative(node, variable)
+        if own is not None:
+            return own
     if isinstance(node, sympy.Max) and variable in node.args:
         others = [a for a in node.args if a is not variable]
         if len(others) == len(node.args):  # an equal cell, not the same object
@@ -120,6 +133,24 @@ def _derivative_of_one(node: sympy.Expr, variable: sympy.Expr) -> sympy.Expr:
     return sympy.diff(node, variable)
 
 
+def _term_derivative(
+    term: sympy.Expr,
+    variable: sympy.Expr,
+    builder: CanonicalBuilder,
+    derivative: DerivativeRule | None,
+) -> sympy.Expr:
+    """:func:`partial` of a term that is not a plain product of cells.
+
+    A term that is one node (not a product) holding ``variable`` is its own only factor,
+    so the layer's rule, where it gives one, is what :func:`partial` would return.
+    """
+    if derivative is not None and type(term) is not sympy.Mul:
+        own = derivative(term, variable)
+        if own is not None:
+            return own
+    return partial(term, variable, builder, derivative)
+
+
 def chain_rule(
     outputs: NDArray[Any],
     upstream: NDArray[Any],
@@ -127,6 +158,7 @@ def chain_rule(
     *,
     engine: Engine = "product-rule",
     builder: CanonicalBuilder | None = None,
+    derivative: DerivativeRule | None = None,
 ) -> list[NDArray[Any]]:
     """Gradient of the loss with respect to every cell of each array in ``variables``.
 
@@ -142,6 +174,9 @@ def chain_rule(
         How each term is differentiated (see the module docstring).
     builder
         Shared canonical builder (remembers sort keys of cells).
+    derivative
+        The layer's own derivative rule for nodes of the forward expressions (see
+        :class:`~convviz.layers.base.LayerType`), ``"product-rule"`` engine only.
 
     Returns
     -------
@@ -188,16 +223,17 @@ def chain_rule(
                 )
             else:
                 product = builder.product
-                result[pos] = builder.total(
+                found = [
                     product(
                         (
                             flat_up[k],
                             (rest[0] if len(rest) == 1 else product(rest))
                             if rest is not None
-                            else partial(term, variable, builder),
+                            else _term_derivative(term, variable, builder, derivative),
                         )
                     )
                     for k, term, rest in uses
-                )
+                ]
+                result[pos] = found[0] if len(found) == 1 else builder.total(found)
         results.append(result)
     return results

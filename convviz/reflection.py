@@ -16,10 +16,10 @@ each term, and for each role the distinct cells used.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
 import sympy
 from sympy.core.basic import Basic
 
@@ -35,6 +35,10 @@ Term = tuple[sympy.Expr, tuple[Cell, ...]]
 
 _ONE = sympy.S.One
 _INTEGER = sympy.Integer
+#: SymPy's integer classes (``Integer`` and its singletons), for a quick check of indices.
+_INTEGER_CLASSES = frozenset(
+    {sympy.Integer, type(sympy.S.Zero), type(sympy.S.One), type(sympy.S.NegativeOne)}
+)
 
 #: Node classes whose cells all belong to the term they appear in.
 _COMPOSITE = (sympy.Function, sympy.Pow, sympy.Piecewise, sympy.Abs)
@@ -78,6 +82,10 @@ class Reflector:
             self._order.setdefault(role, len(self._order))
         self._unknown = len(self._order)
         self._cells: dict[Basic, Cell] = {}
+        # id of a cell node -> (the node, its cell's sort key, its cell): see _collect
+        self._by_id: dict[int, tuple[tuple[int, Index], Cell, Basic]] = {}
+        # per context (_ARG, _FACTOR, _TERM): what _collect does with a node's class
+        self._actions: tuple[dict[type, int], ...] = ({}, {}, {})
         self._methods: dict[type, Callable[[Reflector, Any, Basic], list[Term]]] = {}
         #: Short name of each role, for equations of expressions that are not products.
         self.short_names: dict[str, str] = {}
@@ -108,6 +116,11 @@ class Reflector:
         return found
 
     def _walk(self, node: Basic, whole: Basic) -> list[Term]:
+        method = self._methods.get(type(node)) or self._method(node, whole)
+        return method(self, node, whole)
+
+    def _method(self, node: Basic, whole: Basic) -> Callable[[Reflector, Any, Basic], list[Term]]:
+        """The ``_walk_*`` method for ``node``'s class, along its MRO (remembered)."""
         method = self._methods.get(type(node))
         if method is None:
             for klass in type(node).__mro__:
@@ -118,7 +131,7 @@ class Reflector:
             else:
                 raise ReflectionError(node, whole, f"unexpected {type(node).__name__} node")
             self._methods[type(node)] = method
-        return method(self, node, whole)
+        return method
 
     def _walk_Add(self, node: sympy.Add, whole: Basic) -> list[Term]:
         out: list[Term] = []
@@ -152,7 +165,8 @@ class Reflector:
         known = self._cells
         plain = []
         for arg in node.args:
-            cell = known.get(arg)
+            # only cells are known: a new composite factor is not hashed to find that out
+            cell = known.get(arg) if type(arg) in _CELL_CLASSES else None
             if cell is None:
                 break
             plain.append(cell)
@@ -161,43 +175,118 @@ class Reflector:
                 plain.sort(key=self._sort_key)
                 return [(sympy.S.One, tuple(plain))]
         coefficient: sympy.Expr = sympy.S.One
-        factors: list[Cell] = []
+        found: dict[tuple[int, Index], Cell] = {}
+        count = 0  # factors met, the cells of a composite factor counted once each
+        key = self._sort_key
+        by_id = self._by_id
         for arg in node.args:
+            if type(arg) in _CELL_CLASSES:
+                hit = by_id.get(id(arg)) or self._cell_hit(arg, whole)
+                found[hit[0]] = hit[1]
+                count += 1
+                continue
             if isinstance(arg, sympy.Number):
                 coefficient *= arg
                 continue
             if isinstance(arg, _COMPOSITE) and not isinstance(arg, sympy.Derivative):
-                factors.extend(self._inside(arg, whole))
+                inside = self._collect(arg, whole)
+                found.update(inside)
+                count += len(inside)
                 continue
             sub = self._walk(arg, whole)
             if len(sub) != 1:
                 # a sum inside a product: the term is made of every cell of the sum
                 self.plain = False
-                factors.extend(c for _, cs in sub for c in cs)
+                for _, cs in sub:
+                    for c in cs:
+                        found[key(c)] = c
+                        count += 1
                 continue
             if sub[0][0] is not sympy.S.One:
                 coefficient *= sub[0][0]
-            factors.extend(sub[0][1])
-        unique = sorted(set(factors), key=self._sort_key)
-        if len(unique) != len(factors):
+            for c in sub[0][1]:
+                found[key(c)] = c
+                count += 1
+        if len(found) != count:
             self.plain = False
-        return [(coefficient, tuple(unique))]
+        return [(coefficient, tuple(found[k] for k in sorted(found)))]
 
     def _inside(self, node: Basic, whole: Basic) -> list[Cell]:
         """Every cell inside a node that is not a plain product (sorted, distinct)."""
+        found = self._collect(node, whole)
+        return [found[k] for k in sorted(found)]
+
+    def _collect(self, node: Basic, whole: Basic) -> dict[tuple[int, Index], Cell]:
+        """The cells inside a node that is not a plain product, by their sort keys.
+
+        The node's arguments are visited as :meth:`_walk` would visit them (the same
+        methods decide what each node is, and the same nodes are errors), but only the
+        cells are collected, with an explicit stack instead of the term lists. A cell
+        node met here is remembered by its ``id`` (with the node, which keeps the id),
+        which is cheaper to look up than the node.
+        """
         self.plain = False
-        found: list[Cell] = []
-        for arg in node.args:
-            if isinstance(arg, sympy.Number | sympy.logic.boolalg.BooleanAtom):
-                continue
-            if isinstance(arg, sympy.Indexed | sympy.Symbol | sympy.Derivative):
-                found.extend(c for _, cs in self._walk(arg, whole) for c in cs)
-            elif isinstance(arg, sympy.Tuple):
-                found.extend(self._inside(arg, whole))
+        found: dict[tuple[int, Index], Cell] = {}
+        by_id = self._by_id
+        tables = self._actions
+        stack: list[tuple[tuple[Basic, ...], int]] = [(node.args, _ARG)]
+        pop, push = stack.pop, stack.append
+        while stack:
+            args, context = pop()
+            table = tables[context]
+            for arg in args:
+                action = table.get(type(arg))
+                if action is None:
+                    action = self._action(arg, context, whole)
+                if action >= 0:  # visit the arguments in that context
+                    push((arg.args, action))
+                elif action == _CELL:
+                    hit = by_id.get(id(arg)) or self._cell_hit(arg, whole)
+                    found[hit[0]] = hit[1]
+                elif action == _WALK:  # a node only its method can take
+                    for _, cells in self._walk(arg, whole):
+                        for cell in cells:
+                            found[self._sort_key(cell)] = cell
+        return found
+
+    def _cell_hit(self, node: Basic, whole: Basic) -> tuple[tuple[int, Index], Cell, Basic]:
+        """``(sort key, cell, node)`` of a cell node, remembered by the node's ``id``."""
+        ((_, (cell,)),) = self._walk(node, whole)
+        hit = (self._sort_key(cell), cell, node)  # the node keeps its id from being reused
+        self._by_id[id(node)] = hit
+        return hit
+
+    def _action(self, node: Basic, context: int, whole: Basic) -> int:
+        """What :meth:`_collect` does with a node of this class met in ``context``.
+
+        The context in which to visit its arguments (``_ARG``, ``_FACTOR``, ``_TERM``),
+        ``_SKIP`` (a constant) or ``_WALK`` (walk it: a cell, or a node whose method
+        decides, errors included). Remembered per class and context.
+        """
+        action: int | None = None
+        if context == _ARG:  # an argument of the node, as _inside took them
+            if isinstance(node, sympy.Number | sympy.logic.boolalg.BooleanAtom):
+                action = _SKIP
+            elif isinstance(node, sympy.Tuple):
+                action = _ARG
+        elif context == _FACTOR:  # a factor of a product, as _walk_Mul took them
+            if isinstance(node, sympy.Number):
+                action = _SKIP
+            elif isinstance(node, _COMPOSITE) and not isinstance(node, sympy.Derivative):
+                action = _ARG
+        if action is None:
+            method = self._method(node, whole)
+            visit = _VISITS.get(method)
+            if method in _CELL_METHODS and type(node) in _CELL_CLASSES:
+                action = _CELL
+            elif visit is None or (
+                visit == _ARG and isinstance(node, sympy.core.function.AppliedUndef)
+            ):
+                action = _WALK
             else:
-                method_terms = self._walk(arg, whole)
-                found.extend(c for _, cs in method_terms for c in cs)
-        return sorted(set(found), key=self._sort_key)
+                action = _SKIP if visit == _LEAF else visit
+        self._actions[context][type(node)] = action
+        return action
 
     def _composite(self, node: Basic, whole: Basic) -> list[Term]:
         return [(sympy.S.One, tuple(self._inside(node, whole)))]
@@ -238,7 +327,7 @@ class Reflector:
         return []
 
     def _walk_Indexed(self, node: sympy.Indexed, whole: Basic) -> list[Term]:
-        known = self._cells.get(node)
+        known = self._cells.get(node) or self._quick_cell(node)
         if known is not None:
             return [(sympy.S.One, (known,))]
         return [(sympy.S.One, (self._cell(node, node.base, node.indices, self.roles, whole),))]
@@ -250,7 +339,11 @@ class Reflector:
         known = self._cells.get(node)
         if known is not None:
             return [(sympy.S.One, (known,))]
-        variables = node.variables
+        args = node.args
+        if len(args) == 2 and type(args[1]) is sympy.Tuple and args[1].args[1] is _ONE:
+            variables = args[1].args[:1]  # by one variable once: node.variables, quickly
+        else:
+            variables = node.variables
         if len(variables) != 1 or not isinstance(variables[0], sympy.Indexed | sympy.Symbol):
             raise ReflectionError(node, whole, "only first derivatives by one cell are cells")
         var = variables[0]
@@ -271,9 +364,11 @@ class Reflector:
         if role is None:
             return None
         indices = args[1:]
-        if not all(type(i) is _INTEGER or isinstance(i, sympy.Integer) for i in indices):
+        if not _INTEGER_CLASSES.issuperset(map(type, indices)) and not all(
+            isinstance(i, sympy.Integer) for i in indices
+        ):
             return None
-        cell = Cell(role, tuple(int(i) for i in indices))
+        cell = Cell(role, tuple(map(int, indices)))
         self._cells[node] = cell
         return cell
 
@@ -302,6 +397,40 @@ class Reflector:
         return cell
 
 
+#: Classes of the nodes a reflector knows as cells (the keys of ``Reflector._cells``).
+_CELL_CLASSES = frozenset({sympy.Indexed, sympy.Symbol, sympy.Derivative})
+
+#: How :meth:`Reflector._inside` visits a node's arguments, by the method that walks the
+#: node: as arguments of a node not a plain product (``_ARG``, what ``_inside`` does), as
+#: factors (``_FACTOR``, what ``_walk_Mul`` does), as terms (``_TERM``, what ``_walk_Add``
+#: does, each walked), or not at all (``_LEAF``: constants). Cells, and methods not
+#: listed, are left to the method itself.
+_ARG, _FACTOR, _TERM, _LEAF = 0, 1, 2, 3
+#: What else :meth:`Reflector._collect` does with a node: nothing, take the cell it is,
+#: or walk it.
+_SKIP, _CELL, _WALK = -1, -2, -3
+_VISITS: dict[Any, int] = {
+    Reflector._walk_Add: _TERM,
+    Reflector._walk_Mul: _FACTOR,
+    Reflector._walk_Function: _ARG,
+    Reflector._walk_MinMaxBase: _ARG,
+    Reflector._walk_Pow: _ARG,
+    Reflector._walk_Piecewise: _ARG,
+    Reflector._walk_ExprCondPair: _ARG,
+    Reflector._walk_Relational: _ARG,
+    Reflector._walk_BooleanFunction: _ARG,
+    Reflector._walk_Zero: _LEAF,
+    Reflector._walk_Number: _LEAF,
+    Reflector._walk_BooleanAtom: _LEAF,
+}
+
+
+#: The methods that walk a cell (each gives one term of the one cell).
+_CELL_METHODS = frozenset(
+    {Reflector._walk_Indexed, Reflector._walk_Symbol, Reflector._walk_Derivative}
+)
+
+
 def step_for(
     reflector: Reflector, target: Cell, expr: Basic, *, expression: bool = True
 ) -> Step:
@@ -313,7 +442,9 @@ def step_for(
     if type(expr) is sympy.Mul and len(expr.args) == 2:
         # one product of two known cells (dW = dz a): the general path, shortened
         known = reflector._cells
-        first, second = known.get(expr.args[0]), known.get(expr.args[1])
+        left, right = expr.args
+        first = known.get(left) if type(left) in _CELL_CLASSES else None
+        second = known.get(right) if type(right) in _CELL_CLASSES else None
         if first is not None and second is not None and first != second:
             key = reflector._sort_key
             if key(second) < key(first):
@@ -326,21 +457,41 @@ def step_for(
             reflector.plain = True
             return Step(target, ((first, second),), ("1",), pair)
     terms = reflector.terms(expr)
-    used: dict[str, set[Index]] = {}
-    for _, factors in terms:
-        for cell in factors:
-            indices = used.get(cell.role)
-            if indices is None:
-                used[cell.role] = {cell.index}
+    highlights: dict[str, tuple[Index, ...]]
+    if len(terms) == 1:
+        # one term: its cells are distinct and sorted by role (in display order), then
+        # by index, so each role's run of them is that role's highlights already
+        runs: dict[str, list[Index]] = {}
+        for cell in terms[0][1]:
+            run = runs.get(cell.role)
+            if run is None:
+                runs[cell.role] = [cell.index]
             else:
-                indices.add(cell.index)
-    order = reflector._order
-    highlights = {
-        role: tuple(sorted(used[role])) for role in sorted(used, key=lambda r: order.get(r, 99))
-    }
+                run.append(cell.index)
+        highlights = {role: tuple(run) for role, run in runs.items()}
+    else:
+        used: dict[str, set[Index]] = {}
+        for _, factors in terms:
+            for cell in factors:
+                indices = used.get(cell.role)
+                if indices is None:
+                    used[cell.role] = {cell.index}
+                else:
+                    indices.add(cell.index)
+        order = reflector._order
+        highlights = {
+            role: tuple(sorted(used[role]))
+            for role in sorted(used, key=lambda r: order.get(r, 99))
+        }
     latex = ""
     if expression and not reflector.plain:
         latex = expression_latex(expr, reflector.cell_of, reflector.short_names)
+    if len(terms) == 1:
+        coefficient, factors = terms[0]
+        return Step(
+            target, (factors,), ("1" if coefficient is _ONE else str(coefficient),),
+            highlights, latex,
+        )
     return Step(
         target=target,
         terms=tuple(f for _, f in terms),
@@ -380,13 +531,15 @@ def highlight_map(
     role = decl.target
     targets = derivation.targets(op)
     with paused_gc(derivation.spec.products >= GC_PAUSE_PRODUCTS):
+        # 1-based indices in row-major order, as targets.flat visits the cells
+        indices = itertools.product(*(range(1, size + 1) for size in targets.shape))
         steps = [
             step_for(
                 reflector,
-                Cell(role, tuple(i + 1 for i in pos)),
+                Cell(role, index),
                 expr,
                 expression=expressions is None or n < expressions,
             )
-            for n, (pos, expr) in enumerate(np.ndenumerate(targets))
+            for n, (index, expr) in enumerate(zip(indices, targets.flat, strict=True))
         ]
     return HighlightMap(op=op, arrays=derivation.arrays_for(op), steps=tuple(steps))

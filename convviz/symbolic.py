@@ -39,25 +39,37 @@ def cells(base: sympy.Basic, full: tuple[int, ...], display: tuple[int, ...]) ->
     assert isinstance(base, sympy.IndexedBase)
     integers = [sympy.Integer(n) for n in range(max(full) + 2)]
     first: sympy.Indexed | None = None
+    tail: tuple[Any, ...] = ()
     for pos in np.ndindex(*full):
         index = [integers[i + 1] for i, k in zip(pos, keep, strict=True) if k]
         if first is None:
             first = base[tuple(index)]
+            tail = first._hashable_content()[len(first.args) :]
             out[pos] = first
             continue
-        out[pos] = _indexed(base, index, first)
+        out[pos] = _indexed(base, index, first, tail)
     return out
 
 
-def _indexed(base: sympy.IndexedBase, index: list[sympy.Integer], like: sympy.Indexed) -> Any:
+def _indexed(
+    base: sympy.IndexedBase,
+    index: list[sympy.Integer],
+    like: sympy.Indexed,
+    tail: tuple[Any, ...] | None = None,
+) -> Any:
     """``base[index]`` without ``Indexed.__new__``'s checks and assumption deduction.
 
     Every cell of a base has the same assumptions, so the cells share the first cell's
     deduced fact base (SymPy only ever adds facts that follow from those assumptions).
+    ``tail``: what ``like._hashable_content()`` holds after its arguments (the sorted
+    assumptions, the same for every cell of the base); with it the hash is set as
+    ``Basic.__hash__`` would compute it, without building that content for every cell.
     The result is ``==``, hashes and prints exactly as ``base[index]`` (tests check).
     """
     cell = sympy.Expr.__new__(sympy.Indexed, base, *index)
     cell._assumptions = like._assumptions
+    if tail is not None:
+        cell._mhash = hash(("Indexed", base, *index, *tail))
     return cell
 
 

@@ -132,3 +132,21 @@ def test_dot_symbolic_by_hand():
     assert got[1, 0] == A[2] * W[1] + A[3] * W[2]
     with pytest.raises(ValueError, match="do not align"):
         dot(left, np.array([[W[1]]], dtype=object))
+
+
+def test_product_with_a_product_of_another_class_is_sympy_mul() -> None:
+    # the chain rule's dz * (Heaviside * Heaviside): merged by class, without keys
+    a = sympy.IndexedBase("a", real=True)
+    up = sympy.Derivative(LOSS, Z[1, 1])
+    h0 = sympy.Heaviside(a[1, 2] - a[1, 1], 0)
+    h1 = sympy.Heaviside(a[1, 2] - sympy.Max(a[2, 1], a[2, 2]), 1)
+    builder = CanonicalBuilder()
+    inner = sympy.Mul(h0, h1)
+    for factors in ((up, inner), (inner, up), (A[1], up, inner), (up, sympy.Mul(A[1], W[2]))):
+        assert_identical(builder.product(list(factors)), sympy.Mul(*factors))
+    # classes that meet (a cell times a product holding cells) go the general way
+    assert_identical(builder.product([A[3], sympy.Mul(A[1], W[2])]),
+                     sympy.Mul(A[3], A[1], W[2]))
+    assert_identical(builder.product([A[1], sympy.Mul(2, W[2])]), sympy.Mul(A[1], 2, W[2]))
+    assert_identical(builder.product([sympy.exp(A[1]), sympy.Mul(sympy.exp(W[1]), up)]),
+                     sympy.Mul(sympy.exp(A[1]), sympy.exp(W[1]), up))

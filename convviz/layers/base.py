@@ -326,6 +326,12 @@ class LayerType:
     refine
         Applied to every derived gradient cell (e.g. ``Heaviside(x)`` -> ``Heaviside(x, 0)``
         for PyTorch's ReLU'(0) = 0); identity by default.
+    derivative
+        ``derivative(node, cell)``: the layer's own derivative of one node of its forward
+        expressions by a cell in it, where PyTorch's rule is not SymPy's (max pooling's
+        first-maximum indicator), or ``None`` to leave the node to the general rules. Used
+        by the ``"product-rule"`` engine only; ``refine`` still applies to every gradient
+        cell, and brings ``sympy.diff``'s result (the ``"sympy"`` engine) to the same form.
     vector_layout
         Arrays drawn as column vectors even when they have more than one axis.
     padding
@@ -364,6 +370,7 @@ class LayerType:
     identities: tuple[Identity, ...] = ()
     reference: Callable[[Any, Mapping[str, NDArray[Any]]], NDArray[Any]] | None = None
     refine: Callable[[Any], Any] | None = None
+    derivative: Callable[[Any, Any], Any] | None = None
     padding: Callable[[Any, str], Pair] = field(default=lambda spec, role: (0, 0))
     window: Callable[[Any, str, tuple[int, ...]], list[Window]] | None = None
     forward_latex: Callable[[Any], str] | None = None

@@ -159,7 +159,8 @@ class Symbolic(Namespace):
         if _distinct_cells(cells):
             # nothing to simplify: distinct real cells of unknown sign (and at most a 0)
             # cannot be compared, so skip SymPy's pairwise comparisons; same expression
-            if sympy.S.Zero in cells:
+            # (the zero, if any, is SymPy's singleton: _distinct_cells checks by identity)
+            if any(cell is sympy.S.Zero for cell in cells):
                 return sympy.Max(*cells, evaluate=False)
             return cells_max(cells)
         return sympy.Max(*cells)

@@ -61,6 +61,7 @@ __all__ = [
     "MaxPool2d",
     "Pool2d",
     "first_maximum",
+    "first_maximum_derivative",
     "first_maximum_indicator",
     "window_indicators",
 ]
@@ -456,27 +457,78 @@ def _gap(x: Any, rest: Sequence[Any], rank: Mapping[Any, int]) -> Any:
     return sympy.Add._from_args(pair, is_commutative=True)
 
 
-def window_indicators(cells: Sequence[Any]) -> list[tuple[Any, ...]]:
+#: Which cells of a window ``Basic.compare`` puts the "later" factor first for, by the
+#: window's signature: the rank in printed order of each of its cells in row-major order.
+#: The factors' order depends on nothing else (see :func:`window_indicators`), so it is
+#: found by comparing once per signature (a few dozen at most for a layer).
+_SWAPS: dict[tuple[int, ...], tuple[bool, ...]] = {}
+
+
+def window_indicators(
+    cells: Sequence[Any], printed: Sequence[Any] | None = None
+) -> list[tuple[Any, ...]]:
     """Factors of ``[cells[n] is the first maximum of cells]`` for every ``n``.
 
     ``cells`` are a window's distinct cells of one array in row-major order. Cell ``x``
     gets ``Heaviside(x - Max(earlier cells), 0)`` (it beats every earlier cell) and
     ``Heaviside(x - Max(later cells), 1)`` (it ties or beats every later cell), in SymPy's
     canonical order; a factor is left out when its side is empty, so a lone cell gets no
-    factor (the indicator 1).
+    factor (the indicator 1). ``printed``: the same cells in ``sympy.ordered``'s order (the
+    arguments of the window's ``Max``), when known.
+
+    The two factors of a cell are ordered by ``Basic.compare``, which decides on their
+    ``Max`` arguments: their counts, their order (the printed order) and, cell against cell,
+    their indices as numbers (the row-major order). So windows of one size whose printed
+    order is the same permutation of the row-major order get the same order of factors,
+    and it is compared for the first such window only.
     """
     import sympy
 
-    rank = {cell: n for n, cell in enumerate(sorted(cells, key=_printed_index))}
-    out = []
-    for n, x in enumerate(cells):
-        factors = []
-        for side, at_zero in ((cells[:n], sympy.S.Zero), (cells[n + 1 :], sympy.S.One)):
-            if side:
-                factors.append(_heaviside(_gap(x, side, rank), at_zero))
-        if len(factors) == 2 and sympy.Basic.compare(factors[0], factors[1]) > 0:
-            factors.reverse()
-        out.append(tuple(factors))
+    if printed is None:
+        printed = sorted(cells, key=_printed_index)
+    rank = {cell: n for n, cell in enumerate(printed)}
+    signature = tuple(rank[cell] for cell in cells)
+    swaps = _SWAPS.get(signature)
+    last = len(cells) - 1
+    if last == 0:
+        return [()]
+    # The nodes are built as their constructors would return them (see _max_of, _gap and
+    # _heaviside), inline: a layer builds a few of them for every input cell.
+    new, by_rank = sympy.Basic.__new__, rank.__getitem__
+    mul, add, maximum, heaviside = sympy.Mul, sympy.Add, sympy.Max, sympy.Heaviside
+    minus, nargs = sympy.S.NegativeOne, _heaviside_nargs()
+    cell_first: bool | None = None  # cell before -Max in the gap (by class: the same for all)
+
+    def indicator(x: Any, side: Sequence[Any], at_zero: Any) -> Any:
+        nonlocal cell_first
+        if len(side) == 1:
+            largest = side[0]
+        else:
+            args = sorted(side, key=by_rank)
+            largest = new(maximum, *args)
+            largest._argset = frozenset(args)
+        negative = new(mul, minus, largest)
+        negative.is_commutative = True
+        if cell_first is None:
+            cell_first = _before(x, negative)
+        gap = new(add, x, negative) if cell_first else new(add, negative, x)
+        gap.is_commutative = True
+        node = new(heaviside, gap, at_zero)
+        node.nargs = nargs
+        return node
+
+    learned: list[bool] = [False] * (last + 1)
+    zero, one = sympy.S.Zero, sympy.S.One
+    out: list[tuple[Any, ...]] = [(indicator(cells[0], cells[1:], one),)]
+    for n in range(1, last):
+        x = cells[n]
+        factors = (indicator(x, cells[:n], zero), indicator(x, cells[n + 1 :], one))
+        swap = swaps[n] if swaps is not None else sympy.Basic.compare(*factors) > 0
+        learned[n] = swap
+        out.append((factors[1], factors[0]) if swap else factors)
+    out.append((indicator(cells[last], cells[:last], zero),))
+    if swaps is None:
+        _SWAPS[signature] = tuple(learned)
     return out
 
 
@@ -486,7 +538,7 @@ def first_maximum_indicator(cells: Sequence[Any], n: int) -> tuple[Any, ...]:
 
 
 def _index(cell: Any) -> tuple[int, ...]:
-    return tuple(int(i) for i in cell.indices)
+    return tuple(map(int, cell.indices))
 
 
 def _printed_index(cell: Any) -> str:
@@ -511,16 +563,60 @@ class _WindowIndicators:
     def __init__(self, size: int = 4096) -> None:
         self.size = size
         self._open: OrderedDict[frozenset[Any], dict[Any, tuple[Any, ...]]] = OrderedDict()
+        # id of a Max node -> (the node, which keeps the id, and each open cell's product)
+        self._maxima: dict[int, tuple[Any, dict[Any, Any]]] = {}
 
-    def factors(self, cell: Any, others: tuple[Any, ...]) -> tuple[Any, ...]:
-        """The factors for ``cell`` in the window it forms with ``others``."""
+    def derivative(self, node: Any, cell: Any) -> Any:
+        """The product of the factors for ``cell`` in the window ``node = Max(window)``.
+
+        ``None`` when ``node``'s arguments are not distinct cells of one array, one of
+        them ``cell``. The window is known by the node itself here (the chain rule asks
+        for each of its cells in turn), and forgotten as above.
+        """
+        import sympy
+
+        entry = self._maxima.get(id(node))
+        if entry is None or cell not in entry[1]:
+            args = node.args
+            if (
+                not any(a is cell for a in args)  # the chain rule asks by the node's own cells
+                or not all(type(a) is sympy.Indexed for a in args)
+                or len({a.args[0] for a in args}) != 1
+            ):
+                return None
+            ordered = sorted(args, key=_index)
+            one = sympy.S.One
+            products = {
+                c: (f[0] if len(f) == 1 else sympy.Mul._from_args(f, is_commutative=True))
+                if f
+                else one
+                for c, f in zip(ordered, window_indicators(ordered, args), strict=True)
+            }
+            entry = (node, products)
+            self._maxima[id(node)] = entry
+            if len(self._maxima) > self.size:
+                del self._maxima[next(iter(self._maxima))]
+        products = entry[1]
+        found = products.pop(cell)
+        if not products:
+            del self._maxima[id(node)]
+        return found
+
+    def factors(
+        self, cell: Any, others: tuple[Any, ...], printed: tuple[Any, ...] | None = None
+    ) -> tuple[Any, ...]:
+        """The factors for ``cell`` in the window it forms with ``others``.
+
+        ``printed``: the window's cells in ``sympy.ordered``'s order, when known (the
+        arguments of its ``Max``).
+        """
         key = frozenset((cell, *others))
         found = self._open.get(key)
         if found is None or cell not in found:
             ordered = sorted(key, key=_index)
             if len(ordered) != len(others) + 1 or len({c.base for c in ordered}) != 1:
                 raise ValueError(f"not a pooling window: {sorted(map(str, ordered))}")
-            found = dict(zip(ordered, window_indicators(ordered), strict=True))
+            found = dict(zip(ordered, window_indicators(ordered, printed), strict=True))
             self._open[key] = found
             if len(self._open) > self.size:
                 self._open.popitem(last=False)
@@ -564,6 +660,12 @@ def first_maximum(expr: Any) -> Any:
     import sympy
 
     heaviside, half = sympy.Heaviside, sympy.S.Half
+    if type(expr) is sympy.Mul:
+        for factor in expr.args:
+            if isinstance(factor, heaviside) and factor.args[1] is half:
+                break
+        else:
+            return expr  # one product without SymPy's Heaviside: nothing to rewrite
     out = []
     changed = False
     for term in sympy.Add.make_args(expr):
@@ -583,6 +685,22 @@ def first_maximum(expr: Any) -> Any:
         else:
             out.append(sympy.Mul(*rest, *(f for group in found for f in group)))
     return _canonical(sympy.Add, out) if changed else expr
+
+
+def first_maximum_derivative(node: Any, cell: Any) -> Any:
+    """``d Max(window) / d cell`` by PyTorch's tie rule: the first-maximum indicator.
+
+    The chain rule's own derivative of a window's maximum (``LayerType.derivative``): for
+    ``Max`` of distinct cells of one array, one of them ``cell``, the product of the factors
+    of :func:`window_indicators` for ``cell`` (the window in row-major order), which is
+    what :func:`first_maximum` makes of ``sympy.diff``'s ``Heaviside(cell - Max(others))``.
+    ``None`` for any other node.
+    """
+    import sympy
+
+    if type(node) is not sympy.Max:
+        return None
+    return _INDICATORS.derivative(node, cell)
 
 
 def _with_indicator(rest: list[Any], indicator: tuple[Any, ...]) -> Any:
@@ -740,6 +858,7 @@ def _declare(
     reference: Callable[[Any, Mapping[str, NDArray[Any]]], NDArray[Any]],
     rank: int,
     refine: Callable[[Any], Any] | None = None,
+    derivative: Callable[[Any, Any], Any] | None = None,
 ) -> LayerType:
     return LayerType(
         name=name,
@@ -753,6 +872,7 @@ def _declare(
         identities=identities,
         reference=reference,
         refine=refine,
+        derivative=derivative,
         padding=_padding,
         rank=rank,
     )
@@ -769,6 +889,7 @@ MAXPOOL2D = _declare(
     max_reference,
     30,
     refine=first_maximum,
+    derivative=first_maximum_derivative,
 )
 
 AVGPOOL2D = _declare(

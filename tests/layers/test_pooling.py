@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import sympy
 
+import convviz.layers.pooling as pooling_module
 from convviz.derivation import derive
 from convviz.identities import verify
 from convviz.layers import layer_type, type_names
@@ -530,11 +531,50 @@ def test_max_arguments_in_sympys_order() -> None:
                         assert inner == sympy.Max(*reversed(inner.args), evaluate=False)
 
 
+def test_indicators_of_many_windows_equal_sympys_constructors() -> None:
+    # the order of a cell's two factors is compared once per window signature (the
+    # printed order of its cells against their row-major order) and reused: check it
+    # against SymPy's constructors over many windows, sharing signatures
+    rng = np.random.default_rng(17)
+    a = sympy.IndexedBase("a^{[1]}", real=True)
+    for _ in range(60):
+        size = int(rng.integers(2, 6))
+        picks = {tuple(int(v) for v in rng.integers(1, 40, 3)) for _ in range(size)}
+        cells = sorted((a[p] for p in picks), key=lambda c: c.indices)
+        for n, got in enumerate(window_indicators(cells)):
+            x, before, after = cells[n], cells[:n], cells[n + 1:]
+            expected = []
+            if before:
+                expected.append(sympy.Heaviside(x - sympy.Max(*before), 0))
+            if after:
+                expected.append(sympy.Heaviside(x - sympy.Max(*after), 1))
+            want = list(sympy.Mul(*expected).args) if len(expected) == 2 else expected
+            assert list(got) == want
+            assert [sympy.srepr(f) for f in got] == [sympy.srepr(f) for f in want]
+
+
+def test_first_maximum_derivative_is_the_refined_diff() -> None:
+    # the chain rule's own derivative of a window's Max equals sympy.diff refined
+    a = sympy.IndexedBase("a", real=True)
+    for window in ([(1, 1), (1, 2), (2, 1), (2, 2)], [(2, 9), (2, 10), (10, 9), (10, 10)],
+                   [(3, 4), (3, 5)]):
+        cells = [a[index] for index in window]
+        node = sympy.Max(*cells)
+        for x in cells:
+            got = pooling_module.first_maximum_derivative(node, x)
+            refined = first_maximum(sympy.diff(node, x))
+            assert got == refined and sympy.srepr(got) == sympy.srepr(refined)
+    assert pooling_module.first_maximum_derivative(a[1, 1] * a[1, 2], a[1, 1]) is None
+    assert not pooling_module._INDICATORS._maxima
+    assert not pooling_module._INDICATORS._open
+
+
 def test_window_cache_is_empty_after_a_derivation() -> None:
     import convviz.layers.pooling as pooling
 
     derive(MaxPool2d(input_size=(3, 4), kernel_size=2, stride=1))
     assert not pooling._INDICATORS._open
+    assert not pooling._INDICATORS._maxima
 
 
 def test_refined_gradients_hold_no_half() -> None:
