@@ -78,6 +78,8 @@ def main() -> None:
       convviz derive da --type maxpool2d --input 4x4 --kernel 2
       convviz types
       convviz render examples/tiny_cnn.toml --timeline cnn.json
+      convviz page forward -o forward.html
+      convviz slides --folder media/slides ForwardConvolution forward.html
     """
 
 
@@ -111,6 +113,10 @@ def _register() -> None:
     page.epilog = ("A network file in place of OP (convviz page NET.toml ...) makes the page of "
                    "the whole network's clip: see convviz page NET.toml --help.")
     main.add_command(page)
+    from convviz.cli import slides_commands
+
+    for command in slides_commands.COMMANDS:
+        main.add_command(command)
     from convviz.cli import batch_commands
 
     for command in batch_commands.COMMANDS:

@@ -107,7 +107,8 @@ def _common(func: Any) -> Any:
               help="Also write WebVTT chapters: one per layer phase, cells inside.")
 @click.option("--slides", is_flag=True,
               help="Also write a manim-slides folder (one slide per layer phase) to "
-              "'slides' beside the video.")
+              "'slides' beside the video; turn it into one offline HTML presentation "
+              "with: convviz slides --folder media/slides NetworkClip deck.html")
 def network_render_command(
     network: str, seed: int, values_path: str | None, show: str | None, detail: int,
     only: str | None, layers: str | None, first_da: bool, step_time: float, tex: str,

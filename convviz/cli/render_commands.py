@@ -167,8 +167,8 @@ def resolve_numbers(
     "--slides",
     is_flag=True,
     help="Also write a manim-slides presentation (one slide per step) to a 'slides' "
-    "folder beside the video; turn it into a reveal.js page with: manim-slides convert "
-    "--folder media/slides ForwardConvolution forward.html",
+    "folder beside the video; turn it into one offline HTML presentation with: convviz "
+    "slides --folder media/slides ForwardConvolution forward.html",
 )
 def render_command(
     op: str,

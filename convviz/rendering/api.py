@@ -297,7 +297,7 @@ def render(
         each own one core, where a second thread only costs hand-offs.
     slides
         Also write a manim-slides presentation folder there (one slide per step);
-        ``manim-slides convert --folder DIR <Scene> out.html`` turns it into reveal.js.
+        ``convviz slides --folder DIR <Scene> out.html`` turns it into one offline page.
     tex_cache
         Directory for compiled LaTeX kept between renders (default
         :func:`~convviz.rendering.output.default_tex_cache`).

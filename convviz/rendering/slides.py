@@ -3,10 +3,14 @@
 The clip is cut at the step boundaries of its timeline (the first slide also holds the
 opening, the last one the closing identity), each piece is encoded as its own MP4, and a
 presentation file in manim-slides' format describes them. ``manim-slides present`` shows it
-with the teacher advancing cell by cell; ``manim-slides convert`` turns it into a reveal.js
-page::
+with the teacher advancing cell by cell; ``convviz slides`` turns it into one offline HTML
+presentation (every slide video inside, convviz's own player, no network needed; see
+:mod:`convviz.web.slides`)::
 
-    manim-slides convert --folder media/slides ForwardConvolution forward.html
+    convviz slides --folder media/slides ForwardConvolution forward.html
+
+(``manim-slides convert`` would make a reveal.js page that loads reveal.js from a CDN, a
+white page without network.)
 
 manim-slides' own ``Slide`` base class cannot be mixed into the scenes on manim 0.22 (it
 sets a configuration key that manim 0.22 removed), so the folder is written from the
