@@ -68,9 +68,13 @@ def _split(video: Path, bounds: list[tuple[float, float]], folder: Path) -> list
             outputs.append(path)
         counts = [0] * len(bounds)
         index = 0
+        # timeline times are rounded to 1e-4 s, so a frame belongs to the next slide
+        # from half a frame before the boundary on (at 15 fps, the step starting at
+        # 22/15 = 1.46667 s is written 1.4667 and frame 22 is already the next step's)
+        half = 0.5 / float(rate)
         for frame in source.decode(vin):
             t = float(frame.time or 0.0)
-            while index < len(bounds) - 1 and t >= bounds[index][1] - 1e-6:
+            while index < len(bounds) - 1 and t >= bounds[index][1] - half:
                 index += 1
             image = frame.reformat(format="yuv420p")
             image.pts = counts[index]

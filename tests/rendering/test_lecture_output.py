@@ -255,15 +255,21 @@ def test_slides_export_has_one_slide_per_step(tmp_path: Path) -> None:
     steps = json.loads(timeline.read_text())["steps"]
     presentation = json.loads((slides / "ForwardConvolution.json").read_text())
     assert len(presentation["slides"]) == len(steps) == 4
+    doc = json.loads(timeline.read_text())
+    fps, duration = doc["fps"], doc["duration"]
+    # each slide holds the frames whose time lies in its step (the first also the
+    # opening, the last the closing): counted from the timeline, frame n at n / fps
+    edges = [0.0] + [s["start"] for s in steps[1:]] + [duration]
+    expected = [round(b * fps) - round(a * fps) for a, b in zip(edges, edges[1:])]
     total_frames = 0
-    for slide, step in zip(presentation["slides"], steps, strict=True):
+    for slide, step, want in zip(presentation["slides"], steps, expected, strict=True):
         file = tmp_path / slide["file"]
         assert file.is_file()
         with av.open(str(file)) as container:
             stream = container.streams.video[0]
             frames = sum(1 for _ in container.decode(stream))
         total_frames += frames
-        assert frames >= 1
+        assert frames == want, (slide["file"], frames, want)
         index = ",".join(str(i) for i in step["target"]["index"])
         assert slide["notes"] == f"{step['target']['role']}[{index}]"
     with av.open(str(tmp_path / "clip.mp4")) as container:
