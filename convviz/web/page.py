@@ -86,6 +86,8 @@ class PageData:
     layouts: list[dict[str, Any]] = field(default_factory=list)
     phases: list[dict[str, Any]] = field(default_factory=list)
     layers: list[dict[str, Any]] = field(default_factory=list)
+    #: The clip's caption in LaTeX (layer pages), typeset under the title.
+    caption: str = ""
 
     def to_json(self, formulas: Sequence[str]) -> dict[str, Any]:
         """The document embedded in the page, with the typeset ``formulas``."""
@@ -192,7 +194,7 @@ def layer_page_data(timeline: Mapping[str, Any], plan: ScenePlan, derivation: An
                             f"{step.target.role}{list(step.target.index)}")
     numbers = _numbers(derivation, values)
     data = PageData("layer", f"{plan.op}: {derivation.spec.describe()}",
-                    _plain_caption(plan.caption), timeline)
+                    _plain_caption(plan.caption), timeline, caption=plan.caption)
     by_role = {a.role: a for a in plan.arrays}
     targets = {(s.target.role, tuple(s.target.index)): n for n, s in enumerate(plan.steps)}
     uses: dict[tuple[str, tuple[int, ...]], int] = {}
@@ -390,7 +392,10 @@ def page_html(data: PageData, video: Path, *, theme: str = "dark",
     slot = {tex: n for n, tex in enumerate(snippets)}
     for cell in cells:
         cell.formula = slot[cell.tex]
-    book, formulas = formula_book(typeset_svgs(snippets, backend=backend))
+    typeset = typeset_svgs([*snippets, data.caption] if data.caption else snippets,
+                           backend=backend)
+    book, formulas = formula_book(typeset)
+    caption = formulas.pop() if data.caption else None
     payload = video.read_bytes()
     title = html.escape(data.title)
     return "\n".join([
@@ -408,7 +413,7 @@ def page_html(data: PageData, video: Path, *, theme: str = "dark",
         "</head>",
         "<body>",
         book,
-        _body(data),
+        _body(data, caption),
         json_script("convviz-data", data.to_json(formulas)),
         blob_script("convviz-video", payload, mime_type(video)),
         f"<script>{asset('page.js')}</script>",
@@ -418,11 +423,12 @@ def page_html(data: PageData, video: Path, *, theme: str = "dark",
     ])
 
 
-def _body(data: PageData) -> str:
+def _body(data: PageData, caption: str | None) -> str:
     strip = ('<nav id="strip" aria-label="Layers"></nav>' if data.kind == "network" else "")
+    words = html.escape(data.subtitle)
     return f"""<header>
 <h1>{html.escape(data.title)}</h1>
-<p class="subtitle">{html.escape(data.subtitle)}</p>
+<p class="subtitle" aria-label="{words}">{caption or words}</p>
 </header>
 {strip}
 <main>

@@ -400,3 +400,41 @@ def test_a_page_from_a_timeline_needs_no_manim(forward: dict[str, Any], tmp_path
                           check=False)
     assert done.returncode == 0, done.stderr
     assert target.read_bytes() == forward["page"].read_bytes()
+
+
+def _every_type() -> list[tuple[str, str]]:
+    from convviz.layers import types
+
+    # each type's last op: the backward pass where there is one
+    return [(name, declared.ops[-1].name) for name, declared in types().items()]
+
+
+@pytest.mark.parametrize(("kind", "op"), _every_type())
+def test_every_layer_type_has_a_working_page(kind: str, op: str, open_offline: Any,
+                                             tmp_path: Path) -> None:
+    video, timeline = tmp_path / "clip.mp4", tmp_path / "clip.json"
+    options = ["--type", kind, "--seed", "0", "--max-steps", "2"]
+    _made(run("render", op, *options, "-q", "l", "-o", video, "--timeline", timeline))
+    page = _made(run("page", op, *options, "--timeline", timeline, "-o", tmp_path / "p.html"))
+    doc = json.loads(timeline.read_text())
+    opened = open_offline(page)
+    wait_ready(opened)
+    assert opened.outside_requests() == [] and opened.console_errors == []
+    boxes = sum(len(a["cells"]) for a in doc["arrays"].values())
+    assert opened.page.locator("#regions .cell").count() == boxes
+    for n, step in enumerate(doc["steps"]):
+        target = step["target"]
+        key = ",".join(map(str, target["index"]))
+        click_box(opened, doc["arrays"][target["role"]]["cells"][key], doc["width"],
+                  doc["height"])
+        assert step["hold"][0] <= current_time(opened) <= step["hold"][1], (kind, n)
+        name = doc["arrays"][target["role"]]["name"]
+        assert opened.page.text_content("#cell-name") == (f"{name}[{key}]" if key else name)
+        assert opened.page.locator("#cell-formula svg use").count() > 0
+        # with numbers the panel shows the cell's number, as the timeline gives it
+        value = doc["arrays"][target["role"]].get("values", {}).get(key)
+        if value is not None:
+            from convviz.rendering.values import format_number
+
+            assert format_number(value) in opened.page.text_content("#cell-numbers")
+    shoot(opened, f"type-{kind}-{op}.png", tmp_path)
