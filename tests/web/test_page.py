@@ -438,3 +438,14 @@ def test_every_layer_type_has_a_working_page(kind: str, op: str, open_offline: A
 
             assert format_number(value) in opened.page.text_content("#cell-numbers")
     shoot(opened, f"type-{kind}-{op}.png", tmp_path)
+
+
+def test_without_tex_typst_typesets_the_formulas(forward: dict[str, Any],
+                                                 tmp_path: Path) -> None:
+    page = _made(run("page", "forward", "--timeline", forward["timeline_path"], "--tex",
+                     "none", "-o", tmp_path / "typst.html"))
+    data, latex = page_data(page), page_data(forward["page"])
+    assert len(data["formulas"]) == len(latex["formulas"]) == 62
+    assert all(f.startswith("<svg") and "<use" in f for f in data["formulas"])
+    assert data["formulas"] != latex["formulas"]  # another typesetter drew them
+    assert data["cells"]["output:2,3"]["tex"] == latex["cells"]["output:2,3"]["tex"]
