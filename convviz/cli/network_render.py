@@ -17,10 +17,11 @@ import click
 from convviz.cli.options import OptionError
 
 if TYPE_CHECKING:
+    from convviz.network import Network, NetworkValues
     from convviz.rendering.network_plan import NetworkPlan
 
-__all__ = ["COMMANDS", "network_argument", "network_render_command",
-           "network_storyboard_command"]
+__all__ = ["COMMANDS", "network_argument", "network_inputs", "network_options",
+           "network_render_command", "network_storyboard_command"]
 
 
 def network_argument(args: Sequence[str]) -> str | None:
@@ -31,20 +32,28 @@ def network_argument(args: Sequence[str]) -> str | None:
     return None
 
 
-def _plan(network: str, seed: int, values_path: str | None, detail: int, only: str | None,
-          layers: str | None, first_da: bool, step_time: float, show: str | None
-          ) -> NetworkPlan:
+def network_inputs(network: str, seed: int, values_path: str | None, layers: str | None
+                   ) -> tuple[Network, tuple[int, int], NetworkValues]:
+    """The network file, its ``--layers`` span and its numbers, as one-line errors."""
     from convviz.cli.network_commands import _load, _values
     from convviz.rendering.network_plan import PlanError, parse_layers
-    from convviz.rendering.network_scene import prepare_network
-    from convviz.rendering.values import ValuesInputError
 
     net = _load(network)
     try:
         span = parse_layers(layers, len(net.layers))
     except PlanError as err:
         raise OptionError(str(err)) from None
-    values = _values(net, values_path, seed)
+    return net, span, _values(net, values_path, seed)
+
+
+def _plan(network: str, seed: int, values_path: str | None, detail: int, only: str | None,
+          layers: str | None, first_da: bool, step_time: float, show: str | None
+          ) -> NetworkPlan:
+    from convviz.rendering.network_plan import PlanError
+    from convviz.rendering.network_scene import prepare_network
+    from convviz.rendering.values import ValuesInputError
+
+    net, span, values = network_inputs(network, seed, values_path, layers)
     try:
         return prepare_network(net, values=values, detail=detail, only=only, layers=span,
                                first_da=first_da, step_time=step_time, show=show)
@@ -87,14 +96,15 @@ _COMMON = [
 ]
 
 
-def _common(func: Any) -> Any:
+def network_options(func: Any) -> Any:
+    """The arguments every network form takes: the file, its numbers, phases and look."""
     for decorator in reversed(_COMMON):
         func = decorator(func)
     return func
 
 
 @click.command("render")
-@_common
+@network_options
 @click.option("-q", "--quality", type=click.Choice(["l", "m", "h", "k"]), default="l",
               show_default=True, help="l 480p15, m 720p30, h 1080p60, k 2160p60.")
 @click.option("--format", "fmt", type=click.Choice(["mp4", "gif", "png"]), default=None,
@@ -163,7 +173,7 @@ def network_render_command(
 
 
 @click.command("storyboard")
-@_common
+@network_options
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="FILE.png, FILE.pdf or FILE.svg. Default: media/storyboard_network_<name>.png.")
 @click.option("--columns", type=click.IntRange(1, 12), default=None,

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from convviz.cli.network_render import network_inputs, network_options
 from convviz.cli.options import OptionError, check_op, layer_options
 from convviz.cli.render_commands import RenderFailed, numbers_options, resolve_numbers
 
@@ -39,7 +40,7 @@ def _run(make: Callable[[], Path]) -> None:
     click.echo(str(written))
 
 
-_PAGE_OPTIONS = [
+_OUTPUT_OPTIONS = [
     click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
                  help="The page (.html). Default: media/<clip>.html."),
     click.option("--timeline", type=click.Path(path_type=Path), default=None,
@@ -49,6 +50,8 @@ _PAGE_OPTIONS = [
                  help="With --timeline: the video, when it is not where the timeline says."),
     click.option("-q", "--quality", type=click.Choice(["l", "m", "h", "k"]), default="l",
                  show_default=True, help="l 480p15, m 720p30, h 1080p60, k 2160p60."),
+]
+_LOOK_OPTIONS = [
     click.option("--tex", type=click.Choice(["auto", "latex", "none"]), default="auto",
                  show_default=True, help="Typesetting of clip and formulas: latex, none "
                  "(Typst) or auto."),
@@ -59,17 +62,20 @@ _PAGE_OPTIONS = [
 ]
 
 
-def _page_options(func: Any) -> Any:
-    for decorator in reversed(_PAGE_OPTIONS):
-        func = decorator(func)
-    return func
+def _options(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    def apply(func: Any) -> Any:
+        for decorator in reversed(options):
+            func = decorator(func)
+        return func
+
+    return apply
 
 
 @click.command("page")
 @click.argument("op")
 @layer_options
 @numbers_options
-@_page_options
+@_options(_OUTPUT_OPTIONS + _LOOK_OPTIONS)
 @click.option("--step-time", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
               help="Seconds per step.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None,
@@ -107,23 +113,8 @@ def layer_page_command(
 
 
 @click.command("page")
-@click.argument("network", type=click.Path(dir_okay=False))
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Seed of the drawn values (see `convviz evaluate --help`).")
-@click.option("--values", "values_path", type=click.Path(dir_okay=False), default=None,
-              metavar="FILE.json", help="Numbers for the network (as `convviz evaluate`).")
-@click.option("--show", type=click.Choice(["values", "both", "symbols"]), default=None,
-              help="What the cells show: numbers (default), name and number, or names.")
-@click.option("--detail", default=2, show_default=True, type=click.IntRange(min=0),
-              help="Cells per layer phase shown step by step; the rest in one sweep.")
-@click.option("--only", type=click.Choice(["forward", "backward"]), default=None,
-              help="Only the forward or only the backward pass.")
-@click.option("--layers", default=None, metavar="A-B",
-              help="Only these [[layer]] entries (1-based, e.g. 2-4 or 3).")
-@click.option("--first-da", is_flag=True, help="Also show the first layer's dL/da.")
-@click.option("--step-time", type=click.FloatRange(min=0.05), default=1.0,
-              show_default=True, help="Seconds per detailed step.")
-@_page_options
+@network_options
+@_options(_OUTPUT_OPTIONS)
 def network_page_command(
     network: str, seed: int, values_path: str | None, show: str | None, detail: int,
     only: str | None, layers: str | None, first_da: bool, step_time: float,
@@ -143,21 +134,10 @@ def network_page_command(
       convviz render examples/tiny_cnn.toml --timeline net.json -o net.mp4
       convviz page examples/tiny_cnn.toml --timeline net.json -o net.html
     """
-    from convviz.cli.network_commands import _load, _values
-    from convviz.rendering.network_plan import PlanError, parse_layers
     from convviz.web.api import write_network_page
 
-    if not Path(network).is_file():
-        raise OptionError(f"NETWORK: {network}: no such file")
-    if values_path is not None and not Path(values_path).is_file():
-        raise OptionError(f"--values: {values_path}: no such file")
     target = output or Path("media") / f"network_{Path(network).stem}.html"
-    net = _load(network)
-    try:
-        span = parse_layers(layers, len(net.layers))
-    except PlanError as err:
-        raise OptionError(str(err)) from None
-    numbers = _values(net, values_path, seed)
+    net, span, numbers = network_inputs(network, seed, values_path, layers)
     _run(lambda: write_network_page(
         net, target, values=numbers, detail=detail, only=only, layers=span,
         first_da=first_da, step_time=step_time, show=show, timeline=timeline, video=video,
