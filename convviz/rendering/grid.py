@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
-from manim import DashedVMobject, Rectangle, Square, VGroup, VMobject
+from manim import DashedVMobject, Mobject, Rectangle, Square, VGroup, VMobject
 
 from .layout import Box
 from .theme import DARK, CellStyle, Theme
 
-__all__ = ["CellGrid", "GridIndex"]
+__all__ = ["CellGrid", "GridIndex", "critical_point", "extent", "move_centre", "scale_about"]
 
 #: 1-based ``(row, col)``, or a shorter display index normalised by the grid.
 GridIndex = tuple[int, ...]
@@ -31,6 +31,66 @@ _LABEL_WIDTH = 0.8
 _LABEL_HEIGHT = 0.42
 #: Height of the ``0`` in a padding cell, as a fraction of the cell.
 _PAD_LABEL_HEIGHT = 0.3
+
+
+# -- geometry as manim computes it, without its per-call overhead ----------------------
+# Laying out a phase places thousands of squares and labels; manim's ``get_center``,
+# ``move_to``, ``scale`` and ``width`` walk the family and build Python tuples of points
+# each time. These give the same numbers (the same points, the same reductions) in a
+# few numpy calls.
+def _anchors(mob: Mobject) -> np.ndarray:
+    """The points manim bounds ``mob`` by: its family's anchors (all points if not a VMobject)."""
+    if not isinstance(mob, VMobject):
+        return np.asarray(mob.get_points_defining_boundary())
+    parts = []
+    for m in mob.get_family():
+        points = m.points
+        if len(points) == 1:
+            parts.append(points)
+        elif len(points):
+            n: int = getattr(m, "n_points_per_cubic_curve", 4)
+            parts.append(points[::n])
+            parts.append(points[n - 1::n])
+    return np.concatenate(parts) if parts else np.zeros((0, 3))
+
+
+def critical_point(mob: Mobject, direction: np.ndarray) -> np.ndarray:
+    """``mob.get_critical_point(direction)`` (the same numbers)."""
+    points = _anchors(mob)
+    if len(points) == 0:
+        return np.zeros(3)
+    low, high = points.min(axis=0), points.max(axis=0)
+    toward = np.asarray(direction)
+    centre: np.ndarray = np.where(toward < 0, low, np.where(toward > 0, high, (low + high) / 2))
+    return centre
+
+
+_ORIGIN = np.zeros(3)
+
+
+def extent(mob: Mobject) -> tuple[float, float]:
+    """``(mob.width, mob.height)`` (the same numbers: every point, handles included)."""
+    parts = [m.points for m in mob.get_family() if len(m.points)]
+    if not parts:
+        return (0.0, 0.0)
+    points = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    size = points.max(axis=0) - points.min(axis=0)
+    return (float(size[0]), float(size[1]))
+
+
+def move_centre(mob: Mobject, target: np.ndarray) -> Mobject:
+    """``mob.move_to(target)`` for a point ``target``."""
+    return mob.shift(np.asarray(target, dtype=float) - critical_point(mob, _ORIGIN))
+
+
+def scale_about(mob: Mobject, factor: float) -> Mobject:
+    """``mob.scale(factor)`` (about its centre; stroke widths unchanged)."""
+    about = critical_point(mob, _ORIGIN)
+    for m in mob.family_members_with_points():
+        m.points -= about
+        m.points = factor * m.points
+        m.points += about
+    return mob
 
 
 class CellGrid(VGroup):
@@ -110,25 +170,40 @@ class CellGrid(VGroup):
         self._outlines: dict[tuple[int, int], VMobject] = {}
         self.squares = VGroup()
         self.pad_outlines = VGroup()
-        # Copies of one square (and one dashed outline): building a manim Square costs
-        # ten times as much as copying one, and a dashed outline a hundred times.
-        square_proto: VMobject = Square(side_length=cell_size)
+        # Copies of one square (and one dashed outline), already painted in their resting
+        # style: building a manim Square costs ten times as much as copying one, and a
+        # dashed outline a hundred times. The prototypes are centred on the origin, so
+        # a copy is moved into place by adding its centre to its points.
+        real_proto: VMobject = Square(side_length=cell_size)
+        self._paint(real_proto, None, theme.cell)
+        pad_proto: VMobject | None = None
         outline_proto: VMobject | None = None
+        outline_centre = _ORIGIN
+        squares: list[VMobject] = []
+        outlines: list[VMobject] = []
         for r in range(1 - ph, rows + ph + 1):
             for c in range(1 - pw, cols + pw + 1):
-                square = square_proto.copy().move_to(self._center_of(r, c))
+                real = 1 <= r <= rows and 1 <= c <= cols
+                if not real and pad_proto is None:
+                    pad_proto = Square(side_length=cell_size)
+                    outline_proto = DashedVMobject(Square(side_length=cell_size), num_dashes=8)
+                    self._paint(pad_proto, outline_proto, theme.padding)
+                    outline_centre = critical_point(outline_proto, _ORIGIN)
+                proto = real_proto if real else pad_proto
+                assert proto is not None
+                square = proto.copy()
+                square.points = square.points + self._center_of(r, c)
                 self._squares[(r, c)] = square
-                self.squares.add(square)
-                if not self.is_real((r, c)):
-                    if outline_proto is None:
-                        outline_proto = DashedVMobject(
-                            Square(side_length=cell_size), num_dashes=8
-                        )
-                    outline = outline_proto.copy().move_to(square)
+                squares.append(square)
+                if not real:
+                    assert outline_proto is not None
+                    outline = outline_proto.copy()
+                    outline.shift(critical_point(square, _ORIGIN) - outline_centre)
                     self._outlines[(r, c)] = outline
-                    self.pad_outlines.add(outline)
+                    outlines.append(outline)
+        self.squares.add(*squares)
+        self.pad_outlines.add(*outlines)
         self.add(self.squares, self.pad_outlines)
-        self.reset()
 
         self.labels = VGroup()
         #: The label of each labelled cell, by ``(row, col)`` (empty when labels gave way).
@@ -140,25 +215,34 @@ class CellGrid(VGroup):
             scale = self._label_scale(labels.values())
             if scale is not None:
                 for key, label in labels.items():
-                    label.scale(scale).move_to(self._squares[key])
-                    self.labels.add(label)
+                    scale_about(label, scale)
+                    move_centre(label, critical_point(self._squares[key], _ORIGIN))
                     self.label_of[key] = label
+                self.labels.add(*self.label_of.values())
         self.pad_labels = VGroup()
         if pad_label is not None and (ph or pw):
             # A lone digit would be scaled up to fill the cell; keep it digit-sized.
             pad_label.scale_to_fit_height(_PAD_LABEL_HEIGHT * cell_size)
             if pad_label.height >= min_label_height:
                 pad_label.set_fill(theme.padding_text)
+                centre = critical_point(pad_label, _ORIGIN)
+                zeros = []
                 for key, square in self._squares.items():
                     if not self.is_real(key):
-                        self.pad_labels.add(pad_label.copy().move_to(square))
+                        zero = pad_label.copy()
+                        zero.shift(critical_point(square, _ORIGIN) - centre)
+                        zeros.append(zero)
+                self.pad_labels.add(*zeros)
         self.add(self.pad_labels, self.labels)
 
         self.title = title
         if title is not None:
             if title.height > title_height:
                 title.scale_to_fit_height(title_height)
-            title.next_to(self.squares, direction=np.array([0.0, 1.0, 0.0]), buff=title_buff)
+            up = np.array([0.0, 1.0, 0.0])
+            # title.next_to(self.squares, UP, buff=title_buff)
+            title.shift(critical_point(self.squares, up) - critical_point(title, -up)
+                        + title_buff * up)
             self.add(title)
 
         self.footprint = Rectangle(width=cell_size, height=cell_size)
@@ -166,6 +250,18 @@ class CellGrid(VGroup):
         self.footprint.set_stroke(theme.footprint.stroke_color,
                                   width=theme.footprint.stroke_width, opacity=0.0)
         self.add(self.footprint)
+
+    @staticmethod
+    def _paint(square: VMobject, outline: VMobject | None, style: CellStyle) -> None:
+        """Give a square (and its dashed outline, for padding cells) a style."""
+        square.set_fill(style.fill_color, opacity=style.fill_opacity)
+        if outline is not None and style.dashed:
+            square.set_stroke(style.stroke_color, width=style.stroke_width, opacity=0.0)
+            outline.set_stroke(style.stroke_color, width=style.stroke_width, opacity=1.0)
+        else:
+            square.set_stroke(style.stroke_color, width=style.stroke_width, opacity=1.0)
+            if outline is not None:
+                outline.set_stroke(opacity=0.0)
 
     # -- geometry ---------------------------------------------------------------------
     def _center_of(self, row: int, col: int) -> np.ndarray:
@@ -229,14 +325,15 @@ class CellGrid(VGroup):
 
     def _label_scale(self, labels: Iterable[VMobject]) -> float | None:
         """Return one scale fitting every label in a cell, or None if unreadable."""
-        sized = [m for m in labels if m.width > 0 and m.height > 0]
+        sizes = [extent(m) for m in labels]
+        sized = [(w, h) for w, h in sizes if w > 0 and h > 0]
         if not sized:
             return None
         scale = min(
-            min(_LABEL_WIDTH * self.cell_size / m.width, _LABEL_HEIGHT * self.cell_size / m.height)
-            for m in sized
+            min(_LABEL_WIDTH * self.cell_size / w, _LABEL_HEIGHT * self.cell_size / h)
+            for w, h in sized
         )
-        if max(m.height for m in sized) * scale < self.min_label_height:
+        if max(h for _, h in sized) * scale < self.min_label_height:
             return None
         return scale
 
@@ -249,15 +346,7 @@ class CellGrid(VGroup):
         """Paint one existing square with ``style`` and draw it above its neighbours."""
         key = self.key(index)
         square = self._squares[key]
-        square.set_fill(style.fill_color, opacity=style.fill_opacity)
-        outline = self._outlines.get(key)
-        if outline is not None and style.dashed:
-            square.set_stroke(style.stroke_color, width=style.stroke_width, opacity=0.0)
-            outline.set_stroke(style.stroke_color, width=style.stroke_width, opacity=1.0)
-        else:
-            square.set_stroke(style.stroke_color, width=style.stroke_width, opacity=1.0)
-            if outline is not None:
-                outline.set_stroke(opacity=0.0)
+        self._paint(square, self._outlines.get(key), style)
         if style != self.base_style(key):
             # Later submobjects are drawn on top: a thick outline is not half-covered.
             self.squares.remove(square)

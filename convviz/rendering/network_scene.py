@@ -38,7 +38,7 @@ from manim import (
     smooth,
 )
 
-from convviz.rendering.grid import CellGrid
+from convviz.rendering.grid import CellGrid, extent, move_centre, scale_about
 from convviz.rendering.labels import CLIP_FRAME, clip_layout, clip_text
 from convviz.rendering.layout import ArrayShape, Box, FrameSpec, SliceShape, layout_row
 from convviz.rendering.network_plan import NetworkPlan, PhasePlan, phase_arrays
@@ -359,10 +359,10 @@ class NetworkScene(ConvolutionScene):
                 titles[array.role] = pending.pop(0)
         content = VGroup(*(g for gs in self.grids.values() for g in gs), self.array_titles,
                          self.operator_mobs)
-        width, height = float(content.width), float(content.height)
+        width, height = extent(content)
         scale = min(1.0, MAIN_BOX.width / max(width, 1e-6), MAIN_BOX.height / max(height, 1e-6))
-        content.scale(scale)
-        content.move_to(np.array([MAIN_BOX.center_x, MAIN_BOX.center_y, 0.0]))
+        scale_about(content, scale)
+        move_centre(content, np.array([MAIN_BOX.center_x, MAIN_BOX.center_y, 0.0]))
         self._fit(self.caption, CAPTION_BOX.width, CAPTION_BOX.height * 0.7)
         self.caption.move_to(np.array([CAPTION_BOX.center_x, CAPTION_BOX.center_y, 0.0]))
         labels = {a.role: a.label for a in plan.arrays}
@@ -608,6 +608,7 @@ class NetworkScene(ConvolutionScene):
             change = after - before
             start_u8, end_u8 = before.astype(np.uint8), after.astype(np.uint8)
             fade = min(pacing.sweep_fade / span, 1.0)
+            left, top, right, bottom = _differing_box(start_u8, end_u8)
 
             def frame(alpha: float) -> np.ndarray:
                 g = smooth(min(alpha / fade, 1.0)) if fade > 0 else 1.0
@@ -615,8 +616,10 @@ class NetworkScene(ConvolutionScene):
                     out = end_u8.copy()
                 elif g <= 0:
                     out = start_u8.copy()
-                else:
-                    out = (before + change * g).astype(np.uint8)
+                else:  # (outside the box where the pictures differ, both are the end)
+                    out = end_u8.copy()
+                    box = (slice(top, bottom), slice(left, right))
+                    out[box] = (before[box] + change[box] * g).astype(np.uint8)
                 for (x0, y0, x1, y1), a, b in windows:
                     if alpha >= b and g >= 1:
                         continue  # already as at the end
@@ -720,18 +723,28 @@ class NetworkScene(ConvolutionScene):
             restyle.interpolate(0.0)
             from PIL import Image
 
-            start_image = Image.fromarray(before_frame.astype(np.uint8), "RGBA")
-            end_image = Image.fromarray(after_frame.astype(np.uint8), "RGBA")
+            # Only the outline is drawn at every frame (the rest are pictures), so only it
+            # needs to follow the animation; the squares' styles jump to their end below.
+            glide = _Restyle([], [outline], [], run_time=1.0)
+            # The two pictures differ only within some box (the strip stays): blending
+            # just that box gives the same pixels as blending them whole.
+            base = after_frame.astype(np.uint8)
+            start = before_frame.astype(np.uint8)
+            x0, y0, x1, y1 = _differing_box(start, base)
+            start_image = Image.fromarray(start[y0:y1, x0:x1], "RGBA")
+            end_image = Image.fromarray(base[y0:y1, x0:x1], "RGBA")
 
             def frame(alpha: float) -> np.ndarray:
                 a = smooth(alpha)
-                restyle.interpolate(alpha)
-                out = np.asarray(Image.blend(start_image, end_image, a))
-                camera.set_pixel_array(out)
+                glide.interpolate(alpha)
+                pixels = camera.pixel_array
+                pixels[...] = base
+                if x1 > x0:
+                    pixels[y0:y1, x0:x1] = np.asarray(Image.blend(start_image, end_image, a))
                 for sprite in sprites:
-                    sprite.paint(camera.pixel_array, a)
+                    sprite.paint(pixels, a)
                 camera.capture_mobjects([self.outline])
-                return np.array(camera.pixel_array)
+                return np.array(pixels)
 
             self._write_frames(run_time, frame)
         else:
@@ -745,6 +758,20 @@ class NetworkScene(ConvolutionScene):
             camera.set_pixel_array(after_frame.astype(np.uint8))
             camera.capture_mobjects([self.outline, *arriving])
             self._adopt(np.array(camera.pixel_array))
+
+
+def _differing_box(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int, int]:
+    """Pixel box ``(x0, y0, x1, y1)`` of every pixel where two frames differ (empty: 0s).
+
+    The frames are uint8 RGBA (one 32-bit word a pixel).
+    """
+    differ = (np.ascontiguousarray(a).view(np.uint32) != np.ascontiguousarray(b).view(
+        np.uint32))[:, :, 0]
+    rows = np.flatnonzero(differ.any(axis=1))
+    if len(rows) == 0:
+        return (0, 0, 0, 0)
+    cols = np.flatnonzero(differ.any(axis=0))
+    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
 
 
 def _sweep_note(count: int, label: str) -> str:
@@ -770,10 +797,14 @@ def _move_item(a: Mobject, b: Mobject) -> tuple[Mobject, np.ndarray, float, np.n
 
 # ------------------------------------------------------------------------- helpers
 def prepare_network(network: Network, **options: Any) -> NetworkPlan:
-    """Derive, evaluate and plan a network clip (see ``network_plan.prepare_network_parts``)."""
-    from convviz.rendering.network_plan import prepare_network_parts
+    """Derive, evaluate and plan a network clip (see ``network_plan.prepare_network_parts``).
 
-    return prepare_network_parts(network, **options).plan
+    The plan is kept in the plan cache (:func:`~convviz.rendering.plan_cache.cached_network_plan`):
+    rendering the same clip again derives nothing.
+    """
+    from convviz.rendering.plan_cache import cached_network_plan
+
+    return cached_network_plan(network, **options)
 
 
 def _pixels(box: Box, width: int, height: int) -> list[float]:

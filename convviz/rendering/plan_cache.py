@@ -32,9 +32,18 @@ from typing import TYPE_CHECKING, Any
 from convviz.rendering.plan import ScenePlan
 
 if TYPE_CHECKING:
+    from convviz.network import Network
+    from convviz.rendering.network_plan import NetworkPlan
     from convviz.rendering.values import LayerValues
 
-__all__ = ["PlanJob", "cached_plan", "plan_path", "start_plan"]
+__all__ = [
+    "PlanJob",
+    "cached_network_plan",
+    "cached_plan",
+    "network_plan_path",
+    "plan_path",
+    "start_plan",
+]
 
 _DIGEST: list[str] = []
 
@@ -77,13 +86,29 @@ def plan_path(
     return default_tex_cache().parent / "plans" / f"{key}.pickle"
 
 
-def _load(path: Path) -> ScenePlan | None:
+def _unpickle(path: Path) -> Any:
     try:
         with path.open("rb") as handle:
-            plan = pickle.load(handle)  # our own cache, written by _derive_and_store
+            return pickle.load(handle)  # our own cache, written by _store
     except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
         return None
+
+
+def _load(path: Path) -> ScenePlan | None:
+    plan = _unpickle(path)
     return plan if isinstance(plan, ScenePlan) else None
+
+
+def _store(plan: Any, path: Path) -> None:
+    """Write ``plan`` to ``path`` atomically; a cache that cannot be written only costs time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump(plan, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def _derive_and_store(
@@ -104,17 +129,8 @@ def _derive_and_store(
         values=values.arrays if values is not None else None,
         show=show,
     )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump(plan, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a cache that cannot be written only costs time
+    _store(plan, path)
     return plan
-
-
 
 
 @dataclasses.dataclass
@@ -208,3 +224,41 @@ def start_plan(
             os._exit(status)
     job.child = pid
     return job
+
+
+# ------------------------------------------------------------------ network clips
+def network_plan_path(network: Network, options: dict[str, Any]) -> Path | None:
+    """Where the plan of a network clip is cached (``None``: its inputs cannot be keyed).
+
+    The key is a digest of the package's source and of the pickled network and options
+    (numbers included), so equal inputs find the plan and any other input misses.
+    """
+    from convviz import __version__
+    from convviz.rendering.output import default_tex_cache
+
+    try:
+        given = pickle.dumps([network, sorted(options.items())], protocol=4)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return None
+    digest = hashlib.sha256(json.dumps([__version__, _source_digest()]).encode())
+    digest.update(given)
+    return default_tex_cache().parent / "plans" / f"network-{digest.hexdigest()[:32]}.pickle"
+
+
+def cached_network_plan(network: Network, **options: Any) -> NetworkPlan:
+    """A network clip's plan: from the plan cache, or made here (and then cached).
+
+    ``options`` are those of :func:`~convviz.rendering.network_plan.prepare_network_parts`;
+    bad options raise its errors (nothing is cached for them).
+    """
+    from convviz.rendering.network_plan import NetworkPlan, prepare_network_parts
+
+    path = network_plan_path(network, options)
+    if path is not None:
+        plan = _unpickle(path)
+        if isinstance(plan, NetworkPlan):
+            return plan
+    plan = prepare_network_parts(network, **options).plan
+    if path is not None:
+        _store(plan, path)
+    return plan

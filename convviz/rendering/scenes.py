@@ -40,7 +40,7 @@ from manim import (
 )
 
 from convviz.rendering.camera import PathCachingCamera
-from convviz.rendering.grid import CellGrid
+from convviz.rendering.grid import CellGrid, critical_point, extent, move_centre, scale_about
 from convviz.rendering.labels import CLIP_FRAME, clip_layout, clip_text
 from convviz.rendering.layout import Box, Layout
 from convviz.rendering.plan import ScenePlan, StepPlan, plan_scene
@@ -162,6 +162,9 @@ class _Restyle(Animation):
             rect.stretch_to_fit_height(max(height, 1e-3))
             rect.move_to(np.array([x, y, 0.0]))
             rect.set_stroke(opacity=op0 + (op1 - op0) * a)
+
+
+_CENTRE = np.zeros(3)
 
 
 def _plain(m: VMobject) -> bool:
@@ -319,7 +322,7 @@ class ConvolutionScene(OneSegmentScene):
                     self._fit_both(grid)
                 elif array.values and plan.show == "values":
                     self._fit_labels(grid, NUMBER_HEIGHT, NUMBER_WIDTH)
-                centre = grid.squares.get_center()
+                centre = critical_point(grid.squares, _CENTRE)
                 grid.shift(np.array([box.center_x - centre[0], box.center_y - centre[1], 0.0]))
                 if grid_plan.zeros:
                     self._mark_zeros(grid, grid_plan.zeros, mob(("zero",)))
@@ -371,9 +374,10 @@ class ConvolutionScene(OneSegmentScene):
 
     @staticmethod
     def _fit(m: VMobject, width: float, height: float) -> None:
-        if m.width <= 0 or m.height <= 0:
+        w, h = extent(m)
+        if w <= 0 or h <= 0:
             return
-        m.scale(min(width / m.width, height / m.height))
+        scale_about(m, min(width / w, height / h))
 
     @staticmethod
     def _cell_label(number: VMobject, symbol: VMobject | None) -> VMobject:
@@ -392,9 +396,10 @@ class ConvolutionScene(OneSegmentScene):
         """
         size = grid.cell_size
         for key, label in grid.label_of.items():
-            if label.width > 0 and label.height > 0:
-                scale = min(width * size / label.width, height * size / label.height)
-                label.scale(scale).move_to(grid.square(key))
+            w, h = extent(label)
+            if w > 0 and h > 0:
+                scale_about(label, min(width * size / w, height * size / h))
+                move_centre(label, critical_point(grid.square(key), _CENTRE))
 
     @staticmethod
     def _fit_both(grid: CellGrid) -> None:

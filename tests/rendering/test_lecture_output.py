@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -260,7 +261,7 @@ def test_slides_export_has_one_slide_per_step(tmp_path: Path) -> None:
     # each slide holds the frames whose time lies in its step (the first also the
     # opening, the last the closing): counted from the timeline, frame n at n / fps
     edges = [0.0] + [s["start"] for s in steps[1:]] + [duration]
-    expected = [round(b * fps) - round(a * fps) for a, b in zip(edges, edges[1:])]
+    expected = [round(b * fps) - round(a * fps) for a, b in itertools.pairwise(edges)]
     total_frames = 0
     for slide, step, want in zip(presentation["slides"], steps, expected, strict=True):
         file = tmp_path / slide["file"]
