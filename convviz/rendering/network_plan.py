@@ -34,7 +34,7 @@ from convviz.network import NetworkLayer, plain_name
 from convviz.rendering.plan import ScenePlan, axis_slots, plan_scene
 
 if TYPE_CHECKING:
-    from convviz.evaluation import NetworkResult
+    from convviz.results import NetworkResult
     from convviz.network import Network, NetworkDerivation, NetworkValues
 
 __all__ = [

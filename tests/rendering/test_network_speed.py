@@ -77,3 +77,29 @@ def test_geometry_helpers_match_manim() -> None:
         theirs.move_to(target)
         for a, b in zip(ours.get_family(), theirs.get_family(), strict=True):
             assert np.array_equal(a.points, b.points)
+
+
+def test_a_cached_network_plan_loads_without_sympy() -> None:
+    """A warm network render reads its plan back without importing SymPy (the numbers it
+    holds live in convviz.results, apart from the evaluator)."""
+    import subprocess
+    import sys
+
+    from convviz.network import load_network
+    from convviz.rendering.plan_cache import cached_network_plan
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "tiny_cnn.toml"
+    warm = cached_network_plan(load_network(example), detail=1)  # writes the cache
+    script = (
+        "import sys\n"
+        "from convviz.network import load_network\n"
+        "from convviz.rendering.plan_cache import cached_network_plan\n"
+        f"plan = cached_network_plan(load_network({str(example)!r}), detail=1)\n"
+        "assert 'sympy' not in sys.modules, 'sympy was imported'\n"
+        "print(len(plan.phases), plan.result.loss)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert warm.result is not None
+    assert done.stdout.split() == [str(len(warm.phases)), str(warm.result.loss)]
