@@ -165,8 +165,6 @@ class Symbolic(Namespace):
             return cells_max(cells)
         return sympy.Max(*cells)
 
-        return sympy.Max(*cells) if len(cells) > 1 else cells[0]
-
     def exp(self, x: Any) -> Any:
         import sympy
 

@@ -34,8 +34,8 @@ from convviz.network import NetworkLayer, plain_name
 from convviz.rendering.plan import ScenePlan, axis_slots, plan_scene
 
 if TYPE_CHECKING:
-    from convviz.results import NetworkResult
     from convviz.network import Network, NetworkDerivation, NetworkValues
+    from convviz.results import NetworkResult
 
 __all__ = [
     "PHASES",

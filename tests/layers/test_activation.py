@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import types
 
 import numpy as np
 import pytest
@@ -19,12 +20,12 @@ from references import bind, evaluate
 from convviz.derivation import derive
 from convviz.highlights import Cell
 from convviz.identities import _equal, verify
-from convviz.layers import layer_type
+from convviz.layers import activation, layer_type
 from convviz.layers.activation import ReLU, Sigmoid, Tanh
-from convviz.layers.base import Identity
-from convviz.layers.namespace import NUMERIC
+from convviz.layers.base import Identity, OpDecl
+from convviz.layers.namespace import NUMERIC, Symbolic
 from convviz.reflection import highlight_map
-from convviz.spec import SpecError
+from convviz.spec import MAX_PRODUCTS, SpecError
 
 NUMPY = {
     "relu": lambda x: np.maximum(0.0, x),
@@ -356,3 +357,152 @@ def test_matches_torch(name):
     out, grad = numbers(d, z, g)
     np.testing.assert_allclose(out, at.detach().numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+# ------------------------------------------------------------------------ messages
+@pytest.mark.parametrize(
+    ("kwargs", "field", "words"),
+    [
+        ({"input_size": (1, 2, 3, 4)}, "input_size", ["CxHxW", "(1, 2, 3, 4)"]),
+        ({"input_size": (2, 0)}, "input_size", ["at least 1", "(2, 0)"]),
+        ({"layer": -3}, "layer", ["at least 1", "-3"]),
+    ],
+)
+def test_spec_errors_quote_the_bad_value(kwargs, field, words):
+    with pytest.raises(SpecError) as err:
+        Tanh(**kwargs)
+    assert err.value.field_name == field
+    for word in words:
+        assert word in err.value.rule
+
+
+def test_size_limit_is_inclusive():
+    """Exactly MAX_PRODUCTS cells is allowed, one more is not (no derivation is run)."""
+    assert ReLU(input_size=(MAX_PRODUCTS,)).products == MAX_PRODUCTS
+    with pytest.raises(SpecError, match="too large"):
+        ReLU(input_size=(MAX_PRODUCTS + 1,))
+
+
+def test_unknown_role_is_named():
+    with pytest.raises(KeyError, match="kernel"):
+        spec_of("tanh").display_shape("kernel")
+    assert spec_of("tanh").display_shape("grad_output") == (4,)
+
+
+def test_refine_leaves_non_sympy_values_alone():
+    refine = layer_type("relu").refine
+    assert refine is not None
+    assert refine(2.5) == 2.5
+    assert refine(7) == 7
+
+
+# ----------------------------------------------------------------------- factories
+# The three layer types are built at import time by the factories below (``_ops``,
+# ``_identity``, ``_layer_type``, ...). mutmut switches mutants per call, after import,
+# so these tests call the factories again, inside the test, with hand-written expectations.
+def test_ops_factory():
+    forward, da = activation._ops("Name", "F(z)", "D(z)")
+    assert forward == OpDecl(
+        "forward", "output", ("input",), (r"\Rightarrow",),
+        r"\text{Forward pass: } a = F(z) \text{, cell by cell}",
+        summary="a = Name(z), cell by cell",
+    )
+    assert da == OpDecl(
+        "da", "grad_input", ("grad_output", "input"), (",", r"\Rightarrow"),
+        r"\text{Input gradient: } dz = da \odot D(z) \text{, cell by cell}",
+        summary="dL/dz = dL/da * Name'(z)",
+    )
+
+
+def test_elementwise_factory_on_numbers_and_symbols():
+    forward = activation._elementwise(activation._tanh)
+    assert forward.__doc__ == "``a = g(z)`` cell by cell, with ``g`` = tanh."
+    spec = Tanh(input_size=(2, 3))
+    z = random_input((1, 2, 3), 7)
+    out = forward(NUMERIC, spec, {"input": z})
+    assert set(out) == {"output"}
+    np.testing.assert_allclose(out["output"], np.tanh(z), rtol=1e-14, atol=0)
+    u, v = sympy.symbols("u v", real=True)
+    cells = np.array([u, v], dtype=object)
+    symbolic = activation._elementwise(activation._relu)(Symbolic(), ReLU(2), {"input": cells})
+    assert symbolic["output"].shape == (2,)
+    values = [[sympy.sympify(c).subs({u: -2, v: 3}) for c in symbolic["output"]]]
+    assert values == [[0, 3]]
+
+
+def test_reference_factory_converts_to_floats():
+    reference = activation._reference(activation._relu_float)
+    out = reference(ReLU(input_size=(2, 2)), {"input": [[[-3, 2], [0, 5]]]})
+    assert out.dtype == np.float64
+    assert out.tolist() == [[[0.0, 2.0], [0.0, 5.0]]]
+    sigmoid = activation._reference(activation._sigmoid_float)(Sigmoid(3), {"input": [-1, 0, 2]})
+    np.testing.assert_allclose(sigmoid, 1 / (1 + np.exp(-np.array([-1.0, 0.0, 2.0]))),
+                               rtol=1e-15)
+
+
+def test_cellwise_form_factory():
+    u = sympy.symbols("u1:4")
+    z = sympy.symbols("z1:4")
+    d = types.SimpleNamespace(input=np.array(z, dtype=object),
+                              grad_output=np.array(u, dtype=object))
+    out = activation._cellwise_form(lambda x: x**2 + 1)(d)
+    assert out.dtype == object
+    assert out.shape == (3,)
+    for k in range(3):
+        assert sympy.expand(out[k] - (u[k] * z[k] ** 2 + u[k])) == 0
+
+
+def test_identity_factory():
+    identity = activation._identity("a name", lambda x: rf"P({x})", activation._tanh_prime)
+    assert (identity.op, identity.role, identity.name) == ("da", "grad_input", "a name")
+    assert identity.method == "simplify"
+    assert identity.latex(Tanh(layer=2)) == (
+        r"\frac{\partial \mathcal{L}}{\partial z^{[2]}} = "
+        r"\frac{\partial \mathcal{L}}{\partial a^{[2]}} \odot P(z^{[2]})"
+    )
+    u, z = sympy.symbols("u z", real=True)
+    d = types.SimpleNamespace(input=np.array([z], dtype=object),
+                              grad_output=np.array([u], dtype=object))
+    (cell,) = identity.closed_form(d)
+    # d/dz tanh(z) at z = 1/2, by a central difference
+    h = 1e-6
+    slope = (np.tanh(0.5 + h) - np.tanh(0.5 - h)) / (2 * h)
+    assert float(cell.subs({u: 3, z: 0.5})) == pytest.approx(3 * slope, rel=1e-8)
+
+
+def test_identity_latex_factory():
+    latex = activation._identity_latex(lambda x: f"<{x}>")
+    assert latex(ReLU(layer=4)) == (
+        r"\frac{\partial \mathcal{L}}{\partial z^{[4]}} = "
+        r"\frac{\partial \mathcal{L}}{\partial a^{[4]}} \odot <z^{[4]}>"
+    )
+
+
+def test_layer_type_factory_fills_every_field():
+    ops = activation._ops("ReLU", "F", "D")
+    identity = activation._identity("i", lambda x: x, activation._relu_prime)
+    built = activation._layer_type(
+        "relu", ReLU, "one line", activation._relu, activation._relu_float, identity, ops,
+        7, lambda x: f"F({x})", refine=activation.refine_heaviside,
+    )
+    assert built.name == "relu"
+    assert built.torch_name == "ReLU"
+    assert built.spec_class is ReLU
+    assert built.summary == "one line"
+    assert [o.key for o in built.options] == ["input", "layer"]
+    assert [a.role for a in built.arrays] == ["input", "output"]
+    assert built.ops == ops
+    assert built.identities == (identity,)
+    assert built.refine is activation.refine_heaviside
+    assert built.real is True
+    assert built.rank == 7
+    spec = ReLU(input_size=(3,), layer=5)
+    assert built.forward_latex is not None
+    assert built.forward_latex(spec) == "a^{[5]} = F(z^{[5]})"
+    z = np.array([-1.5, 0.0, 2.0])
+    assert built.forward(NUMERIC, spec, {"input": z})["output"].tolist() == [0.0, 0.0, 2.0]
+    assert built.reference is not None
+    assert built.reference(spec, {"input": z}).tolist() == [0.0, 0.0, 2.0]
+    plain = activation._layer_type("tanh", Tanh, "s", activation._tanh, np.tanh, identity,
+                                   ops, 1, str)
+    assert plain.refine is None
