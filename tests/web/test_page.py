@@ -346,6 +346,15 @@ def test_network_strip_jumps_to_a_layer_phase(xor: dict[str, Any], open_offline:
         title = next(p["title"] for p in timeline["phases"] if p["layer"] == layer
                      and p["phase"] == phase)
         assert opened.page.text_content("#now").startswith(title)
+        button = opened.page.locator(f'#strip .layer[data-layer="{layer}"] button.{phase}')
+        assert "current" in (button.get_attribute("class") or "").split()
+    # at the very end (layer 1's db phase) the strip still marks layer 1's backward pass
+    opened.page.keyboard.press("End")
+    opened.page.wait_for_timeout(200)
+    marked = opened.page.locator("#strip button.current")
+    assert marked.count() == 1
+    assert marked.get_attribute("data-layer") == "1"
+    assert "backward" in (marked.get_attribute("class") or "")
     shoot(opened, "xor-strip.png", tmp_path)
 
 

@@ -218,6 +218,7 @@
         b.type = "button";
         b.className = pair[0];
         b.dataset.phase = String(k);
+        b.dataset.layer = String(layer.index);
         b.textContent = pair[1];
         b.title = data.phases[k].title;
         b.addEventListener("click", function () { goToPhase(k); });
@@ -268,7 +269,18 @@
     });
     if (strip) {
       Array.prototype.forEach.call(strip.querySelectorAll("button[data-phase]"), function (b) {
-        b.classList.toggle("current", b.dataset.phase === String(phase));
+        // the button of the current phase's layer and direction (db and da included)
+        var p = phase >= 0 ? data.phases[phase] : null;
+        var now = p !== null && b.dataset.layer === String(p.layer) &&
+          b.classList.contains(p.phase);
+        if (now && !b.classList.contains("current")) {
+          // a strip that scrolls sideways (phones) shows the current layer
+          var box = b.parentNode;
+          var left = box.offsetLeft - strip.offsetLeft;
+          if (left < strip.scrollLeft || left + box.offsetWidth >
+              strip.scrollLeft + strip.clientWidth) strip.scrollLeft = left - 8;
+        }
+        b.classList.toggle("current", now);
       });
     }
   }
