@@ -13,10 +13,13 @@ single row or column.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import copy
+import enum
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TypeVar, cast
 
 import numpy as np
-from manim import DashedVMobject, Mobject, Rectangle, Square, VGroup, VMobject
+from manim import DashedVMobject, ManimColor, Mobject, Rectangle, Square, VGroup, VMobject
 
 from .layout import Box
 from .theme import DARK, CellStyle, Theme
@@ -91,6 +94,91 @@ def scale_about(mob: Mobject, factor: float) -> Mobject:
         m.points = factor * m.points
         m.points += about
     return mob
+
+
+_M = TypeVar("_M", bound=Mobject)
+#: Attribute types a copy may share with its original: immutable values (manim itself
+#: shares a ManimColor's value between colours made from one another).
+_SHARED: set[type] = {int, float, str, bool, type(None), ManimColor}
+
+
+def light_copy(mob: _M) -> _M:
+    """``mob.copy()`` for a mobject without parts or updaters, without ``deepcopy``'s walk.
+
+    manim's copy deep-copies every attribute through ``copy.deepcopy``'s memo machinery;
+    a lone square has only arrays, numbers, enums, colours, empty lists and an empty
+    group, so copying those directly gives an equal, independent mobject several times
+    faster. Anything else falls back to ``mob.copy()``.
+    """
+    if mob.submobjects or mob.updaters or type(mob).__deepcopy__ is not Mobject.__deepcopy__:
+        return mob.copy()
+    result = type(mob).__new__(type(mob))
+    values = result.__dict__
+    for key, value in mob.__dict__.items():
+        kind = type(value)
+        if kind is np.ndarray:
+            values[key] = value.copy()
+        elif kind in _SHARED or isinstance(value, enum.Enum):
+            values[key] = value
+        elif kind is list and not value:
+            values[key] = []
+        elif isinstance(value, Mobject):
+            values[key] = light_copy(value)
+        else:
+            values[key] = copy.deepcopy(value)
+    result.original_id = str(id(mob))
+    return result
+
+
+#: Prototypes of what every grid makes: building a manim mobject costs several times as
+#: much as copying one. They are never handed out, only copied (see :func:`_copy_of`).
+_PROTOTYPES: dict[tuple[object, ...], Mobject] = {}
+
+
+def _copy_of(key: tuple[object, ...], make: Callable[[], _M]) -> _M:
+    """A copy of the prototype ``key`` (made by ``make`` the first time)."""
+    proto = _PROTOTYPES.get(key)
+    if proto is None:
+        if len(_PROTOTYPES) > 256:
+            _PROTOTYPES.clear()
+        proto = _PROTOTYPES[key] = make()
+    return cast(_M, light_copy(proto))
+
+
+def _group() -> VGroup:
+    """``VGroup()``."""
+    return _copy_of(("group",), VGroup)
+
+
+def _prototypes(cell_size: float, style: CellStyle, *,
+                dashed: bool) -> tuple[VMobject, VMobject | None]:
+    """A square of a grid painted in ``style`` (and its dashed outline), centred at 0."""
+
+    def square() -> VMobject:
+        made: VMobject = Square(side_length=cell_size)
+        outline = (DashedVMobject(Square(side_length=cell_size), num_dashes=8)
+                   if dashed else None)
+        CellGrid._paint(made, outline, style)
+        if outline is not None:
+            _PROTOTYPES[("outline", cell_size, style)] = outline
+        return made
+
+    made = _copy_of(("square", cell_size, style, dashed), square)
+    outline = (cast(VMobject, _PROTOTYPES[("outline", cell_size, style)].copy()) if dashed
+               else None)
+    return made, outline
+
+
+def _footprint(cell_size: float, style: CellStyle) -> VMobject:
+    """The footprint rectangle of a grid: ``style``'s colours, fully transparent."""
+
+    def make() -> VMobject:
+        rect = Rectangle(width=cell_size, height=cell_size)
+        rect.set_fill(style.fill_color, opacity=0.0)
+        rect.set_stroke(style.stroke_color, width=style.stroke_width, opacity=0.0)
+        return rect
+
+    return _copy_of(("footprint", cell_size, style), make)
 
 
 class CellGrid(VGroup):
@@ -168,14 +256,13 @@ class CellGrid(VGroup):
 
         self._squares: dict[tuple[int, int], VMobject] = {}
         self._outlines: dict[tuple[int, int], VMobject] = {}
-        self.squares = VGroup()
-        self.pad_outlines = VGroup()
+        self.squares = _group()
+        self.pad_outlines = _group()
         # Copies of one square (and one dashed outline), already painted in their resting
         # style: building a manim Square costs ten times as much as copying one, and a
         # dashed outline a hundred times. The prototypes are centred on the origin, so
         # a copy is moved into place by adding its centre to its points.
-        real_proto: VMobject = Square(side_length=cell_size)
-        self._paint(real_proto, None, theme.cell)
+        real_proto, _ = _prototypes(cell_size, theme.cell, dashed=False)
         pad_proto: VMobject | None = None
         outline_proto: VMobject | None = None
         outline_centre = _ORIGIN
@@ -185,13 +272,13 @@ class CellGrid(VGroup):
             for c in range(1 - pw, cols + pw + 1):
                 real = 1 <= r <= rows and 1 <= c <= cols
                 if not real and pad_proto is None:
-                    pad_proto = Square(side_length=cell_size)
-                    outline_proto = DashedVMobject(Square(side_length=cell_size), num_dashes=8)
-                    self._paint(pad_proto, outline_proto, theme.padding)
+                    pad_proto, outline_proto = _prototypes(cell_size, theme.padding,
+                                                           dashed=True)
+                    assert outline_proto is not None
                     outline_centre = critical_point(outline_proto, _ORIGIN)
                 proto = real_proto if real else pad_proto
                 assert proto is not None
-                square = proto.copy()
+                square = light_copy(proto)
                 square.points = square.points + self._center_of(r, c)
                 self._squares[(r, c)] = square
                 squares.append(square)
@@ -205,7 +292,7 @@ class CellGrid(VGroup):
         self.pad_outlines.add(*outlines)
         self.add(self.squares, self.pad_outlines)
 
-        self.labels = VGroup()
+        self.labels = _group()
         #: The label of each labelled cell, by ``(row, col)`` (empty when labels gave way).
         self.label_of: dict[tuple[int, int], VMobject] = {}
         if labels:
@@ -219,7 +306,7 @@ class CellGrid(VGroup):
                     move_centre(label, critical_point(self._squares[key], _ORIGIN))
                     self.label_of[key] = label
                 self.labels.add(*self.label_of.values())
-        self.pad_labels = VGroup()
+        self.pad_labels = _group()
         if pad_label is not None and (ph or pw):
             # A lone digit would be scaled up to fill the cell; keep it digit-sized.
             pad_label.scale_to_fit_height(_PAD_LABEL_HEIGHT * cell_size)
@@ -245,10 +332,7 @@ class CellGrid(VGroup):
                         + title_buff * up)
             self.add(title)
 
-        self.footprint = Rectangle(width=cell_size, height=cell_size)
-        self.footprint.set_fill(theme.footprint.fill_color, opacity=0.0)
-        self.footprint.set_stroke(theme.footprint.stroke_color,
-                                  width=theme.footprint.stroke_width, opacity=0.0)
+        self.footprint = _footprint(cell_size, theme.footprint)
         self.add(self.footprint)
 
     @staticmethod
@@ -309,8 +393,9 @@ class CellGrid(VGroup):
     def cell_box(self, index: GridIndex) -> Box:
         """Return the cell's square in scene coordinates; ``.corners()`` gives its corners."""
         square = self.square(index)
-        x, y, _ = square.get_center()
-        return Box(float(x), float(y), float(square.width), float(square.height))
+        x, y, _ = critical_point(square, _ORIGIN)  # square.get_center()
+        width, height = extent(square)
+        return Box(float(x), float(y), width, height)
 
     def cells_box(self, indices: Iterable[GridIndex]) -> Box:
         """Smallest box around several cells."""

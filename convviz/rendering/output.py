@@ -13,11 +13,13 @@ between renders. It is therefore not safe to render from two threads at once.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -243,7 +245,8 @@ def render_scene(
             scene = scene_factory()
             if inline_encoding:
                 encode_inline(scene)
-            scene.render()
+            with _prompt_encoder():
+                scene.render()
             produced = getattr(scene.renderer.file_writer, "final_file_path", None)
         if produced is None or not Path(produced).is_file():
             raise RenderError(
@@ -252,6 +255,30 @@ def render_scene(
             )
         _atomic_copy(Path(produced), output)
     return output
+
+
+#: Seconds a thread holding the GIL may run before another waiting for it gets it, while a
+#: scene renders (Python's default is 0.005).
+ENCODER_SWITCH_INTERVAL = 0.0005
+
+
+@contextlib.contextmanager
+def _prompt_encoder() -> Iterator[None]:
+    """Let manim's encoder thread have the GIL back soon after it asks for it.
+
+    The encoder thread takes the GIL for a moment around each frame it converts and
+    hands to x264 (which then works in threads of its own), several times a frame. While
+    the drawing thread runs Python, each of those moments waits up to the switch
+    interval: at Python's 5 ms an encoder beside a busy drawing thread ran about three
+    times slower than alone (1.5 times at 0.5 ms), and the video is only done when the
+    encoder is. A scene that draws nothing while its frames encode is not affected.
+    """
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, ENCODER_SWITCH_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 def encode_inline(scene: Any) -> bool:

@@ -158,13 +158,36 @@ class _Restyle(Animation):
             height = b0.height + (b1.height - b0.height) * a
             x = b0.center_x + (b1.center_x - b0.center_x) * a
             y = b0.center_y + (b1.center_y - b0.center_y) * a
-            rect.stretch_to_fit_width(max(width, 1e-3))
-            rect.stretch_to_fit_height(max(height, 1e-3))
-            rect.move_to(np.array([x, y, 0.0]))
+            if rect.submobjects or not len(rect.points):
+                rect.stretch_to_fit_width(max(width, 1e-3))
+                rect.stretch_to_fit_height(max(height, 1e-3))
+                rect.move_to(np.array([x, y, 0.0]))
+            else:
+                _stretch_to(rect, max(width, 1e-3), 0)
+                _stretch_to(rect, max(height, 1e-3), 1)
+                # move_to: the points shifted as ``Mobject.shift`` does
+                rect.points = rect.points.astype("float")
+                rect.points += np.array([x, y, 0.0]) - critical_point(rect, _CENTRE)
             rect.set_stroke(opacity=op0 + (op1 - op0) * a)
 
 
 _CENTRE = np.zeros(3)
+
+
+def _stretch_to(rect: VMobject, length: float, dim: int) -> None:
+    """``rect.stretch_to_fit_width`` (``dim`` 0) or ``_height`` (1), for a lone mobject.
+
+    The same arithmetic on its points, without manim's walks of the family.
+    """
+    column = rect.points[:, dim]
+    old = column.max() - column.min()
+    if old == 0:
+        return
+    factor = length / old
+    about = critical_point(rect, _CENTRE)
+    rect.points -= about
+    rect.points[:, dim] *= factor
+    rect.points += about
 
 
 def _plain(m: VMobject) -> bool:

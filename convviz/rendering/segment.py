@@ -15,7 +15,7 @@ output, ``skip_animations`` in tests) the block runs as plain manim calls.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Self, cast
 
 import numpy as np
@@ -111,6 +111,31 @@ class OneSegmentScene(Scene):
         """Remove mobjects (see :meth:`manim.Scene.remove`)."""
         self._hold_layer = None
         return super().remove(*mobjects)
+
+    def get_restructured_mobject_list(
+        self, mobjects: Iterable[Mobject], to_remove: Iterable[Mobject]
+    ) -> list[Mobject]:
+        """``mobjects`` without ``to_remove`` and with groups that held some split up.
+
+        The same list as manim's :meth:`~manim.Scene.get_restructured_mobject_list`,
+        which every ``add`` and ``remove`` calls: manim builds the whole family of every
+        mobject in the scene (deduplicated) to intersect it with ``to_remove``; here the
+        families are walked by identity and only until a mobject to remove turns up.
+        """
+        remove = {id(m) for m in to_remove}
+        kept: list[Mobject] = []
+
+        def walk(items: Iterable[Mobject]) -> None:
+            for mob in items:
+                if id(mob) in remove:
+                    continue
+                if mob.submobjects and _holds(mob, remove):
+                    walk(mob.submobjects)
+                else:
+                    kept.append(mob)
+
+        walk(mobjects)
+        return kept
 
     # -- play and wait inside the block ----------------------------------------------------
     def play(self, *args: Any, **kwargs: Any) -> None:
@@ -314,6 +339,17 @@ class OneSegmentScene(Scene):
                 taken.append(i)
                 layer.append(mob)
         return layer
+
+
+def _holds(mob: Mobject, ids: set[int]) -> bool:
+    """Whether ``mob`` or any mobject of its family has its ``id`` in ``ids``."""
+    stack = [mob]
+    while stack:
+        m = stack.pop()
+        if id(m) in ids:
+            return True
+        stack.extend(m.submobjects)
+    return False
 
 
 def _boxes(mobjects: Sequence[Mobject], camera: Any) -> np.ndarray:

@@ -103,3 +103,70 @@ def test_a_cached_network_plan_loads_without_sympy() -> None:
     assert done.returncode == 0, done.stderr
     assert warm.result is not None
     assert done.stdout.split() == [str(len(warm.phases)), str(warm.result.loss)]
+
+
+def test_light_copy_equals_manims_copy_and_is_independent() -> None:
+    from manim import Rectangle, Square, VGroup
+
+    from convviz.rendering.grid import light_copy
+
+    square = Square(side_length=0.5)
+    square.set_fill("#123456", opacity=0.5).set_stroke("#abcdef", width=2.0)
+    for original in (square, Rectangle(width=1.0, height=2.0)):
+        manims, ours = original.copy(), light_copy(original)
+        assert type(ours) is type(manims)
+        assert set(ours.__dict__) == set(manims.__dict__)
+        for key, value in manims.__dict__.items():
+            got = ours.__dict__[key]
+            if isinstance(value, np.ndarray):
+                assert got.dtype == value.dtype and np.array_equal(got, value), key
+                assert got is not original.__dict__[key], key
+            elif key == "grid_lines":
+                assert type(got) is type(value) and got is not original.__dict__[key]
+            else:
+                assert got == value, key
+        ours.points += 1.0
+        ours.fill_rgbas[:, 3] = 0.0
+        assert np.array_equal(original.points, manims.points)
+        assert np.array_equal(original.fill_rgbas, manims.fill_rgbas)
+    group = VGroup(Square(), Square())
+    assert len(light_copy(group).submobjects) == 2  # with parts: manim's own copy
+
+
+def test_restructured_mobject_list_equals_manims() -> None:
+    from manim import Scene, Square, VGroup, tempconfig
+
+    from convviz.rendering.segment import OneSegmentScene
+
+    squares = [Square() for _ in range(8)]
+    inner = VGroup(squares[2], squares[3])
+    outer = VGroup(squares[1], inner, squares[4])
+    scene_list = [squares[0], outer, VGroup(squares[5], squares[6]), squares[7]]
+    with tempconfig({"dry_run": True}):
+        scene = OneSegmentScene()
+    cases = [[], [squares[0]], [squares[3]], [inner], [outer, squares[6]], [squares[2],
+             squares[4], squares[7]], [Square()], scene_list]
+    for to_remove in cases:
+        ours = scene.get_restructured_mobject_list(scene_list, to_remove)
+        manims = Scene.get_restructured_mobject_list(scene, scene_list, to_remove)
+        assert [id(m) for m in ours] == [id(m) for m in manims]
+
+
+def test_stretch_and_move_match_manim() -> None:
+    from manim import Rectangle
+
+    from convviz.rendering.grid import critical_point
+    from convviz.rendering.scenes import _stretch_to
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        ours = Rectangle(width=rng.uniform(0.01, 3), height=rng.uniform(0.01, 3))
+        ours.shift([rng.uniform(-5, 5), rng.uniform(-3, 3), 0.0])
+        manims = ours.copy()
+        w, h = rng.uniform(1e-3, 4), rng.uniform(1e-3, 4)
+        target = np.array([rng.uniform(-5, 5), rng.uniform(-3, 3), 0.0])
+        manims.stretch_to_fit_width(w).stretch_to_fit_height(h).move_to(target)
+        _stretch_to(ours, w, 0)
+        _stretch_to(ours, h, 1)
+        ours.points += target - critical_point(ours, np.zeros(3))
+        assert ours.points.tobytes() == manims.points.tobytes()
