@@ -8,7 +8,16 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from convviz.arithmetic import CanonicalBuilder, canonical_key, dot, is_symbolic
+import convviz.arithmetic as arithmetic
+from convviz.arithmetic import (
+    CanonicalBuilder,
+    canonical_key,
+    cells_max,
+    difference,
+    dot,
+    heaviside,
+    is_symbolic,
+)
 
 A = sympy.IndexedBase("a^{[1]}")
 W = sympy.IndexedBase("W^{[2]}")
@@ -33,6 +42,9 @@ def assert_identical(got, want):
     assert got.func == want.func
     assert got.args == want.args
     assert sympy.srepr(got) == sympy.srepr(want)
+    # a node built with _from_args carries the flag it was given, not one derived from
+    # its arguments: a wrong flag would make later arithmetic treat it as non-commutative
+    assert got.is_commutative == want.is_commutative
 
 
 @settings(max_examples=300, deadline=None)
@@ -68,6 +80,39 @@ def test_canonical_key_orders_like_basic_compare(atoms):
     by_key = sorted(atoms, key=canonical_key)
     by_compare = sorted(atoms, key=functools.cmp_to_key(sympy.Basic.compare))
     assert by_key == by_compare
+
+
+REAL_A = sympy.IndexedBase("a", real=True)  # its cells carry assumptions in their content
+real_indexed = st.builds(lambda idx: REAL_A[idx], st.lists(index, min_size=1, max_size=3)
+                         .map(tuple))
+any_atom = st.one_of(atom, real_indexed)
+any_factor = st.one_of(any_atom, st.lists(any_atom, min_size=2, max_size=3, unique=True)
+                       .map(lambda f: sympy.Mul(*f)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(any_factor, min_size=2, max_size=10, unique=True))
+def test_builder_key_orders_like_basic_compare(exprs):
+    # one builder, asked twice: its remembered keys (per object, per base, per index)
+    # must order exactly as Basic.compare, cold and warm
+    builder = CanonicalBuilder()
+    by_compare = sorted(exprs, key=functools.cmp_to_key(sympy.Basic.compare))
+    for _ in range(2):
+        assert sorted(exprs, key=builder.key) == by_compare
+        for e in exprs:
+            assert builder.key(e) == canonical_key(e)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(any_atom, min_size=0, max_size=5), st.lists(any_factor, min_size=0, max_size=6))
+def test_builder_with_real_cells_is_sympy(factors, terms):
+    builder = CanonicalBuilder()
+    assert_identical(builder.product(factors), sympy.Mul(*factors))
+    assert_identical(builder.product(list(reversed(factors))), sympy.Mul(*factors))
+    assert_identical(builder.total(terms), sympy.Add(*terms))
+    built = [builder.product([t, f]) for t, f in zip(terms, factors, strict=False)]
+    assert_identical(builder.total(built), sympy.Add(*(sympy.Mul(t, f) for t, f in
+                                                      zip(terms, factors, strict=False))))
 
 
 x, y = sympy.symbols("x y")
@@ -150,3 +195,138 @@ def test_product_with_a_product_of_another_class_is_sympy_mul() -> None:
     assert_identical(builder.product([A[1], sympy.Mul(2, W[2])]), sympy.Mul(A[1], 2, W[2]))
     assert_identical(builder.product([sympy.exp(A[1]), sympy.Mul(sympy.exp(W[1]), up)]),
                      sympy.Mul(sympy.exp(A[1]), sympy.exp(W[1]), up))
+
+
+# ------------------------------------------------------------------ merging products
+def _merge_cases():
+    a = sympy.IndexedBase("a", real=True)
+    up = sympy.Derivative(LOSS, Z[1, 1])
+    inner = sympy.Mul(sympy.Heaviside(a[1, 2] - a[1, 1], 0),
+                      sympy.Heaviside(a[1, 2] - sympy.Max(a[2, 1], a[2, 2]), 1))
+    return up, inner
+
+
+def test_merged_product_merges_groups_of_disjoint_classes(monkeypatch) -> None:
+    # the contract of the fast path itself (the public paths fall back when it declines,
+    # so only asking it directly shows that it merges): Mul(*factors) when no class occurs
+    # in two groups. A cold class-key cache first, then the warm one.
+    monkeypatch.setattr(arithmetic, "_MERGEABLE", {})
+    up, inner = _merge_cases()
+    for factors in ((up, inner), (inner, up), (A[1], up, inner), (up, sympy.Mul(A[1], W[2])),
+                    (inner, sympy.Mul(A[1], up))):
+        for _ in range(2):
+            got = arithmetic._merged_product(list(factors))
+            assert got is not None, factors
+            assert_identical(got, sympy.Mul(*factors))
+            assert got.is_commutative is True
+
+
+def test_merged_product_declines_what_mul_would_combine(monkeypatch) -> None:
+    monkeypatch.setattr(arithmetic, "_MERGEABLE", {})
+    up, inner = _merge_cases()
+    p = sympy.Symbol("p", commutative=False)
+    declined = [
+        [A[3], sympy.Mul(A[1], W[2])],  # Indexed in two groups
+        [up, sympy.Mul(W[1], sympy.Derivative(LOSS, Z[2, 2]))],  # Derivative in two
+        [inner, sympy.Heaviside(A[1] - A[2], 1)],  # Heaviside in two
+        [A[1], sympy.Mul(2, W[2])],  # a number
+        [sympy.exp(A[1]), up],  # exp combines with its like
+        [x**2, up],  # a power
+        [x + y, up],  # a sum
+        [p, up],  # not commutative
+        [2, up],  # not a Basic
+        [up, 3],
+    ]
+    for factors in declined:
+        assert arithmetic._merged_product(factors) is None, factors
+        assert_identical(CanonicalBuilder().product(factors), sympy.Mul(*factors))
+
+
+# ------------------------------------------------------------------------ cells_max
+REAL = sympy.IndexedBase("a^{[1]}", real=True)
+REAL_B = sympy.IndexedBase("b", real=True)
+
+
+def assert_same_max(got, cells):
+    want = sympy.Max(*cells, evaluate=False)
+    assert_identical(got, want)
+    assert got._argset == want._argset
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(index, index), min_size=2, max_size=6, unique=True))
+def test_cells_max_is_sympys_unevaluated_max(indices):
+    cells = [REAL[i] for i in indices]
+    assert_same_max(cells_max(cells), cells)
+    # distinct real cells of unknown sign: the evaluated Max keeps them all, in this order
+    assert_identical(cells_max(cells), sympy.Max(*cells))
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        pytest.param([REAL[1, 10], REAL[1, 9]], id="printed-order-10-before-9"),
+        pytest.param([REAL[10, 5], REAL[1, 5]], id="comma-before-digit"),
+        pytest.param([REAL[2, 1], REAL[1, 2], REAL[1, 1]], id="reversed"),
+        pytest.param([REAL_B[1], REAL[2]], id="two-bases"),
+        pytest.param([REAL[2], REAL_B[1], REAL[1]], id="two-bases-three-cells"),
+        pytest.param([REAL[1], sympy.Symbol("x", real=True)], id="not-all-cells"),
+        pytest.param([sympy.Symbol("x", real=True), REAL[1]], id="cell-second"),
+    ],
+)
+def test_cells_max_cases(cells):
+    assert_same_max(cells_max(cells), cells)
+
+
+def test_cells_max_of_one_cell_and_no_evaluation():
+    cell = REAL[3, 4]
+    assert cells_max([cell]) is cell
+    r = sympy.Symbol("r", real=True)
+    # left unevaluated even when SymPy could decide (Max(r, r + 1) evaluates to r + 1)
+    got = cells_max([r, r + 1])
+    assert sympy.Max(r, r + 1) == r + 1
+    assert isinstance(got, sympy.Max) and set(got.args) == {r, r + 1}
+
+
+# --------------------------------------------------------------- heaviside, difference
+def test_heaviside_is_sympys_node():
+    gap = REAL[1] - REAL[2]
+    for at_zero, args in ((None, (gap, sympy.S.Half)), (sympy.S.Zero, (gap, 0)),
+                          (sympy.S.One, (gap, 1))):
+        got = heaviside(gap) if at_zero is None else heaviside(gap, at_zero)
+        want = sympy.Heaviside(*args)
+        assert_identical(got, want)
+        assert got.args == (gap, args[1])
+        assert got.nargs == want.nargs == sympy.FiniteSet(1, 2)
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [
+        pytest.param(REAL[3], sympy.Max(REAL[1], REAL[2]), id="cell-after-mul"),
+        pytest.param(sympy.Symbol("x", real=True), sympy.Max(REAL[1], REAL[2]),
+                     id="symbol-before-mul"),
+        pytest.param(REAL[3], REAL_B[1], id="cell-minus-cell"),
+        pytest.param(sympy.Symbol("x", real=True), REAL[1], id="symbol-minus-cell"),
+    ],
+)
+def test_difference_is_sympys_add(left, right):
+    got = difference(left, right)
+    assert_identical(got, sympy.Add(left, -right))
+    assert_identical(got, left - right)
+    (negated,) = [t for t in got.args if t is not left]
+    assert negated.is_commutative is True
+    assert_identical(negated, sympy.Mul(-1, right))
+
+
+def test_dot_keeps_python_numbers_and_drops_zeros():
+    # object arrays may hold plain Python numbers: only zeros vanish, ones and twos stay
+    left = np.array([[2, 0, 1], [0, 0, 0]], dtype=object)
+    right = np.array([[W[1], A[1]], [W[2], 0], [W[3], 1]], dtype=object)
+    got = dot(left, right)
+    assert_identical(got[0, 0], sympy.Add(sympy.Mul(2, W[1]), W[3]))
+    assert_identical(got[0, 1], sympy.Add(sympy.Mul(2, A[1]), sympy.S.One))
+    assert got[1, 0] is sympy.S.Zero and got[1, 1] is sympy.S.Zero
+    # numeric on one side only: still the symbolic path, the same sums
+    numeric = np.array([[2, 0, 1]])
+    assert_identical(dot(numeric, right)[0, 0], sympy.Add(sympy.Mul(2, W[1]), W[3]))

@@ -366,36 +366,11 @@ def avg_reference(spec: Pool2d, arrays: Mapping[str, NDArray[Any]]) -> NDArray[A
 # (the tests compare them with ``==`` against the evaluated constructors): evaluating
 # ``Max`` of distinct cells compares every pair (tens of milliseconds for four cells) only
 # to keep them all, and ``Heaviside``'s ``eval`` cannot decide the sign of ``a - Max(...)``.
-def _max_of(cells: Sequence[Any], rank: Mapping[Any, int]) -> Any:
-    """``Max(*cells)`` of distinct cells of one array.
-
-    ``rank`` is each cell's position in ``sympy.ordered`` (the order ``Max`` keeps its
-    arguments in: by the cells' printed names, so ``a[1, 10]`` before ``a[1, 9]``).
-    """
-    import sympy
-
-    if len(cells) == 1:
-        return cells[0]
-    args = sorted(cells, key=rank.__getitem__)
-    node = sympy.Basic.__new__(sympy.Max, *args)
-    node._argset = frozenset(args)
-    return node
-
-
 @functools.cache
 def _heaviside_nargs() -> Any:
     import sympy
 
     return sympy.Heaviside(sympy.Symbol("x"), 0).nargs
-
-
-def _heaviside(gap: Any, at_zero: Any) -> Any:
-    """``Heaviside(gap, at_zero)`` for a ``gap`` whose sign SymPy cannot decide."""
-    import sympy
-
-    node = sympy.Basic.__new__(sympy.Heaviside, gap, at_zero)
-    node.nargs = _heaviside_nargs()
-    return node
 
 
 def _compare_key() -> Callable[[Any], Any]:
@@ -446,17 +421,6 @@ def _before(left: Any, right: Any) -> bool:
     return order < 0
 
 
-def _gap(x: Any, rest: Sequence[Any], rank: Mapping[Any, int]) -> Any:
-    """``x - Max(*rest)`` (``x - rest[0]`` for one cell) for a cell ``x`` not in ``rest``."""
-    import sympy
-
-    negative = sympy.Mul._from_args(
-        (sympy.S.NegativeOne, _max_of(rest, rank)), is_commutative=True
-    )
-    pair = (x, negative) if _before(x, negative) else (negative, x)
-    return sympy.Add._from_args(pair, is_commutative=True)
-
-
 #: Which cells of a window ``Basic.compare`` puts the "later" factor first for, by the
 #: window's signature: the rank in printed order of each of its cells in row-major order.
 #: The factors' order depends on nothing else (see :func:`window_indicators`), so it is
@@ -492,8 +456,9 @@ def window_indicators(
     last = len(cells) - 1
     if last == 0:
         return [()]
-    # The nodes are built as their constructors would return them (see _max_of, _gap and
-    # _heaviside), inline: a layer builds a few of them for every input cell.
+    # The nodes are built as their constructors would return them (Max with its _argset in
+    # printed order, Mul, Add, Heaviside with nargs), inline: a layer builds a few of them
+    # for every input cell.
     new, by_rank = sympy.Basic.__new__, rank.__getitem__
     mul, add, maximum, heaviside = sympy.Mul, sympy.Add, sympy.Max, sympy.Heaviside
     minus, nargs = sympy.S.NegativeOne, _heaviside_nargs()

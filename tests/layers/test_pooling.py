@@ -553,7 +553,7 @@ def test_indicators_of_many_windows_equal_sympys_constructors() -> None:
             assert [sympy.srepr(f) for f in got] == [sympy.srepr(f) for f in want]
 
 
-def test_first_maximum_derivative_is_the_refined_diff() -> None:
+def test_first_maximum_derivative_is_the_refined_diff(fresh_indicators: Any) -> None:
     # the chain rule's own derivative of a window's Max equals sympy.diff refined
     a = sympy.IndexedBase("a", real=True)
     for window in ([(1, 1), (1, 2), (2, 1), (2, 2)], [(2, 9), (2, 10), (10, 9), (10, 10)],
@@ -587,7 +587,7 @@ def test_refined_gradients_hold_no_half() -> None:
         assert expr == sympy.Add(*(sympy.Mul(*t.args) for t in sympy.Add.make_args(expr)))
 
 
-def test_refine_reads_the_window_from_max_args() -> None:
+def test_refine_reads_the_window_from_max_args(fresh_indicators: Any) -> None:
     a = sympy.IndexedBase("a", real=True)
     dz = sympy.Symbol("dz")
     cells = [a[1, 1], a[1, 2], a[2, 1], a[2, 2]]
@@ -690,3 +690,344 @@ def test_latex_stays_in_the_typst_subset() -> None:
             texts += [a.label(spec) for a in layer.all_arrays]
             for text in texts:
                 assert latex_to_typst(text)
+
+
+# ------------------------------------------------------- canonical-form helpers, by hand
+def assert_identical(got: Any, want: Any) -> None:
+    assert got == want
+    assert hash(got) == hash(want)
+    assert got.args == want.args
+    assert sympy.srepr(got) == sympy.srepr(want)
+    assert got.is_commutative == want.is_commutative
+
+
+RA = sympy.IndexedBase("a", real=True)
+RB = sympy.IndexedBase("b", real=True)
+DZ, DY = sympy.symbols("dz dy")
+SX, SY = sympy.symbols("x y")
+H_PAIR = sympy.Heaviside(RA[1, 2] - RA[1, 1], 0)
+H_LATER = sympy.Heaviside(RA[1, 2] - sympy.Max(RA[2, 1], RA[2, 2]), 1)
+
+
+@pytest.mark.parametrize(
+    ("cls", "args"),
+    [
+        (sympy.Add, [SX, SY]),
+        (sympy.Add, [SY, SX]),
+        (sympy.Add, [SY, 2 * SX]),
+        (sympy.Add, [DZ * H_PAIR, DY * H_LATER]),
+        (sympy.Add, [DY * H_LATER, DZ * H_PAIR, RA[3, 3]]),
+        (sympy.Add, [SX, 2 * SX]),  # like terms: SymPy combines them
+        (sympy.Add, [SX, -SX]),
+        (sympy.Add, [SX, sympy.S.One]),  # a number
+        (sympy.Add, [SX + SY, SY]),  # a nested sum
+        (sympy.Add, [SX]),
+        (sympy.Mul, [SX, SY]),
+        (sympy.Mul, [SY, SX]),
+        (sympy.Mul, [H_LATER, DZ, H_PAIR]),
+        (sympy.Mul, [SX, SX]),  # repeated: a power
+        (sympy.Mul, [SX, sympy.Integer(2)]),
+        (sympy.Mul, [SX, SX**2]),
+        (sympy.Mul, [SX, SX * SY]),
+        (sympy.Mul, [DZ]),
+    ],
+)
+def test_canonical_is_sympys_constructor(cls: Any, args: list[Any]) -> None:
+    assert_identical(pooling_module._canonical(cls, args), cls(*args))
+
+
+def test_before_is_basic_compare_for_either_order() -> None:
+    # the answer is remembered per pair of classes only when the class names differ:
+    # cells of one class must still be compared one by one
+    pairs = [(RA[1, 1], RA[1, 2]), (RA[2, 1], RA[1, 9]), (SX, SY), (SX, RA[1, 1]),
+             (DZ, H_PAIR), (H_PAIR, H_LATER), (RA[1, 1], -sympy.Max(RA[1, 2], RA[2, 2]))]
+    for _ in range(2):
+        for left, right in pairs:
+            for one, other in ((left, right), (right, left)):
+                assert pooling_module._before(one, other) is (
+                    sympy.Basic.compare(one, other) < 0), (one, other)
+
+
+@pytest.mark.parametrize(
+    ("rest", "n"),
+    [
+        ([], 0),  # a lone cell: no factor, the indicator 1
+        ([DZ], 0),
+        ([DZ, DY], 0),
+        ([DY, DZ], 0),
+        ([], 1),
+        ([DZ], 1),
+        ([DZ], 2),
+        ([DZ, RA[5, 5]], 1),  # one factor sorts before the indicator, one after
+        ([RA[5, 5]], 2),
+        ([sympy.Integer(2), DZ], 1),  # a number
+        ([DZ**2], 1),  # a power
+        ([sympy.Heaviside(RB[1, 1] - RB[1, 2], 1)], 1),  # another window's indicator
+    ],
+)
+def test_with_indicator_is_sympys_mul(rest: list[Any], n: int) -> None:
+    # n factors: a lone cell, the first of two cells, the middle one of three
+    cells = [[RA[4, 4]], [RA[1, 1], RA[1, 2]], [RA[1, 1], RA[1, 2], RA[2, 1]]][n]
+    indicator = window_indicators(cells)[n // 2 * 1]
+    assert len(indicator) == n
+    assert_identical(pooling_module._with_indicator(rest, indicator),
+                     sympy.Mul(*rest, *indicator))
+
+
+def first_of(cells: list[Any], n: int) -> Any:
+    """[cells[n] is the first maximum], from SymPy's constructors (row-major cells)."""
+    x, before, after = cells[n], cells[:n], cells[n + 1:]
+    factors = []
+    if before:
+        factors.append(sympy.Heaviside(x - sympy.Max(*before), 0))
+    if after:
+        factors.append(sympy.Heaviside(x - sympy.Max(*after), 1))
+    return sympy.Mul(*factors)
+
+
+@pytest.fixture
+def fresh_indicators(monkeypatch: pytest.MonkeyPatch) -> Any:
+    # windows left partly refined stay open (by design): keep them out of the module's cache
+    cache = pooling_module._WindowIndicators()
+    monkeypatch.setattr(pooling_module, "_INDICATORS", cache)
+    return cache
+
+
+def test_first_maximum_rewrites_every_term(fresh_indicators: Any) -> None:
+    w1 = [RA[1, 1], RA[1, 2], RA[2, 1], RA[2, 2]]
+    w2 = [RA[1, 2], RA[1, 3]]
+    raw = (DZ * sympy.diff(sympy.Max(*w1), RA[1, 2])
+           + DY * sympy.diff(sympy.Max(*w2), RA[1, 2]) + SX)
+    assert_identical(first_maximum(raw),
+                     sympy.Add(DZ * first_of(w1, 1), DY * first_of(w2, 0), SX))
+    # two of SymPy's indicators in one product: both rewritten
+    two = sympy.diff(sympy.Max(*w2), RA[1, 3]) * sympy.diff(sympy.Max(*w1), RA[2, 2])
+    assert_identical(first_maximum(two), sympy.Mul(first_of(w2, 1), first_of(w1, 3)))
+    assert_identical(first_maximum(DZ * two), sympy.Mul(DZ, first_of(w2, 1), first_of(w1, 3)))
+    # the cell may be the later term of the gap
+    assert_identical(first_maximum(sympy.Heaviside(RA[1, 2] - RA[1, 1])),
+                     sympy.Heaviside(RA[1, 2] - RA[1, 1], 0))
+
+
+def test_first_maximum_keeps_what_it_does_not_rewrite(fresh_indicators: Any) -> None:
+    refined = DZ * H_PAIR * H_LATER
+    for expr in (SX, DZ * SX, refined, refined + DY * SX, sympy.S.Zero):
+        assert first_maximum(expr) is expr
+    mixed = refined + DY * sympy.diff(sympy.Max(RA[3, 1], RA[3, 2]), RA[3, 1])
+    assert_identical(first_maximum(mixed),
+                     sympy.Add(refined, DY * sympy.Heaviside(RA[3, 1] - RA[3, 2], 1)))
+
+
+@pytest.mark.parametrize(
+    "gap",
+    [
+        RA[1, 1] + RA[1, 2],
+        RA[1, 1] - 2 * RA[1, 2],  # coefficient -2, not -1
+        SX - RA[1, 2],  # the positive term is no cell
+        RA[1, 1] - SX,
+        RA[1, 1] - sympy.Max(RA[1, 2], SX),
+        RA[1, 1] - RA[1, 2] - RA[1, 3],  # three terms
+        RA[1, 1] - RA[1, 2] * RA[1, 3],  # -1 times two cells
+        RA[1, 1] - sympy.Max(RA[1, 2], RA[1, 3]) ** 2,
+    ],
+)
+def test_first_maximum_rejects_other_heavisides(gap: Any, fresh_indicators: Any) -> None:
+    with pytest.raises(ValueError, match="not the derivative of a window maximum"):
+        first_maximum(DZ * sympy.Heaviside(gap))
+
+
+def test_window_indicators_cache_is_bounded_and_rebuilds() -> None:
+    cache = pooling_module._WindowIndicators(size=1)
+    w1, w2 = [RA[1, 1], RA[1, 2]], [RA[2, 1], RA[2, 2]]
+    assert cache.factors(w1[0], (w1[1],)) == (sympy.Heaviside(w1[0] - w1[1], 1),)
+    assert list(cache._open) == [frozenset(w1)]  # w1[1] still to come
+    assert cache.factors(w2[1], (w2[0],)) == (sympy.Heaviside(w2[1] - w2[0], 0),)
+    assert list(cache._open) == [frozenset(w2)]  # the oldest window dropped beyond size
+    # asking again (or after the drop) rebuilds the same factors
+    assert cache.factors(w1[0], (w1[1],)) == (sympy.Heaviside(w1[0] - w1[1], 1),)
+    assert cache.factors(w1[0], (w1[1],)) == (sympy.Heaviside(w1[0] - w1[1], 1),)
+    assert cache.factors(w1[1], (w1[0],)) == (sympy.Heaviside(w1[1] - w1[0], 0),)
+    assert not cache._open  # w1 served in full (w2 was dropped when w1 reopened)
+    assert cache.factors(w2[0], (w2[1],)) == (sympy.Heaviside(w2[0] - w2[1], 1),)
+    assert list(cache._open) == [frozenset(w2)]
+    with pytest.raises(ValueError, match="not a pooling window"):
+        cache.factors(RA[1, 1], (RB[1, 2],))
+    with pytest.raises(ValueError, match="not a pooling window"):
+        cache.factors(RA[1, 1], (RA[1, 1],))
+
+
+def test_derivative_cache_is_bounded_and_forgets() -> None:
+    cache = pooling_module._WindowIndicators(size=1)
+    w1 = [RA[1, 1], RA[1, 2], RA[2, 1]]
+    w2 = [RA[3, 1], RA[3, 2]]
+    m1, m2 = sympy.Max(*w1), sympy.Max(*w2)
+    assert_identical(cache.derivative(m1, w1[1]), first_of(w1, 1))
+    assert list(cache._maxima) == [id(m1)]
+    assert_identical(cache.derivative(m2, w2[0]), first_of(w2, 0))
+    assert list(cache._maxima) == [id(m2)]  # m1 dropped beyond size
+    for n in (0, 2, 1):  # m1 rebuilt, then each cell served once
+        assert_identical(cache.derivative(m1, w1[n]), first_of(w1, n))
+    assert not cache._maxima  # m1 served in full (m2 was dropped when m1 came back)
+    assert_identical(cache.derivative(m2, w2[1]), first_of(w2, 1))
+    assert list(cache._maxima) == [id(m2)]
+    assert_identical(cache.derivative(m2, w2[0]), first_of(w2, 0))
+    assert not cache._maxima
+    lone = sympy.Max(RA[1, 1], RA[1, 2])
+    assert cache.derivative(lone, RA[2, 2]) is None  # not one of its cells
+    assert cache.derivative(sympy.Max(RA[1, 1], SX), RA[1, 1]) is None
+    assert cache.derivative(sympy.Max(RA[1, 1], RB[1, 2]), RA[1, 1]) is None
+    assert not cache._maxima
+    assert pooling_module.first_maximum_derivative(SX, SX) is None
+
+
+# ------------------------------------------------------------------------------ factory
+# MAXPOOL2D and AVGPOOL2D are built by _declare at import time, before mutmut switches
+# mutants per call: call it again here, with hand-written expectations for every field.
+def test_declare_factory_fills_every_field() -> None:
+    def forward(*_: Any) -> dict[str, Any]:
+        return {}
+
+    def reference(*_: Any) -> Any:
+        return None
+
+    def refine(expr: Any) -> Any:
+        return expr
+
+    def derivative(node: Any, cell: Any) -> Any:
+        return None
+
+    ops = pooling_module.MAX_OPS
+    identities = pooling_module.AVG_IDENTITIES
+    built = pooling_module._declare("pool-x", "PoolX", AvgPool2d, "one line", ops, forward,
+                                    identities, reference, 42, refine=refine,
+                                    derivative=derivative)
+    assert built.name == "pool-x"
+    assert built.torch_name == "PoolX"
+    assert built.spec_class is AvgPool2d
+    assert built.summary == "one line"
+    assert [o.key for o in built.options] == ["input", "kernel", "stride", "padding", "layer"]
+    assert [(a.role, a.short) for a in built.arrays] == [("input", "a"), ("output", "p")]
+    assert built.ops is ops and built.identities is identities
+    assert built.forward is forward and built.reference is reference
+    assert built.refine is refine and built.derivative is derivative
+    assert built.rank == 42
+    spec = AvgPool2d(input_size=(5, 5), kernel_size=3, padding=1)
+    assert built.padding(spec, "input") == (1, 1)
+    assert built.padding(spec, "output") == (0, 0)
+    assert built.padding(spec, "grad_output") == (0, 0)
+    plain = pooling_module._declare("q", "Q", MaxPool2d, "s", ops, forward, identities,
+                                    reference, 1)
+    assert plain.refine is None and plain.derivative is None
+    # the declared types, field by field
+    assert MAX.summary == ("2-D max pooling, as torch.nn.MaxPool2d (gradient to each "
+                           "window's first maximum)")
+    assert AVG.summary == ("2-D average pooling, as torch.nn.AvgPool2d (padding counted in "
+                           "the mean)")
+    assert MAX.refine is first_maximum
+    assert MAX.derivative is pooling_module.first_maximum_derivative
+    assert AVG.refine is None and AVG.derivative is None
+    assert MAX.forward is pooling_module.max_forward and AVG.forward is pooling_module.avg_forward
+    assert MAX.reference is pooling_module.max_reference
+    assert AVG.reference is pooling_module.avg_reference
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (dict(kernel_size=0), "kernel_size: sizes must be at least 1, got (0, 0)"),
+        (dict(input_size=(0, 3)), "input_size: sizes must be at least 1, got (0, 3)"),
+        (dict(input_size=(3, 0), kernel_size=1),
+         "input_size: sizes must be at least 1, got (3, 0)"),
+        (dict(stride=(1, 0)), "stride: must be at least 1, got (1, 0)"),
+        (dict(padding=(0, -1)), "padding: must be 0 or more, got (0, -1)"),
+        (dict(padding=2), "padding: must be at most half the kernel size on each axis "
+                          "(kernel 2x2 allows up to 1x1), got 2x2"),
+        (dict(input_size=(6, 6), kernel_size=(3, 5), padding=(2, 0)),
+         "padding: must be at most half the kernel size on each axis "
+         "(kernel 3x5 allows up to 1x2), got 2x0"),
+        (dict(input_size=(6, 6), kernel_size=(5, 3), padding=(0, 2)),
+         "padding: must be at most half the kernel size on each axis "
+         "(kernel 5x3 allows up to 2x1), got 0x2"),
+        (dict(channels=0), "channels: must be an integer of at least 1, got 0"),
+        (dict(channels=1.0), "channels: must be an integer of at least 1, got 1.0"),
+        (dict(channels=True), "channels: must be an integer of at least 1, got True"),
+        (dict(layer=0), "layer: must be an integer of at least 1, got 0"),
+        (dict(layer="2"), "layer: must be an integer of at least 1, got '2'"),
+        (dict(input_size=(3, 3), kernel_size=4),
+         "kernel_size: kernel height (4) is larger than the padded input height (3)"),
+        (dict(input_size=(4, 3), kernel_size=(2, 4)),
+         "kernel_size: kernel width (4) is larger than the padded input width (3)"),
+        (dict(input_size=(500, 501), kernel_size=1),
+         "input_size: layer too large to derive: the forward pass visits 250,500 window "
+         "cells (limit 250,000)"),
+    ],
+)
+def test_spec_error_messages(fields: dict[str, Any], message: str) -> None:
+    for cls in (MaxPool2d, AvgPool2d):
+        with pytest.raises(SpecError) as info:
+            cls(**fields)
+        assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        dict(input_size=(1, 1), kernel_size=1),  # every size at its least
+        dict(input_size=(3, 3), kernel_size=2, padding=1),  # padding exactly half
+        dict(input_size=(4, 4), kernel_size=(2, 4), padding=(1, 2)),
+        dict(input_size=(3, 5), kernel_size=(3, 5)),  # kernel exactly the input
+        dict(input_size=(2, 2), kernel_size=4, padding=2),  # ... or the padded input
+        dict(input_size=(500, 500), kernel_size=1),  # exactly MAX_PRODUCTS
+        dict(input_size=(2, 2), kernel_size=1, channels=1, layer=1),
+    ],
+)
+def test_spec_limits_are_inclusive(fields: dict[str, Any]) -> None:
+    spec = MaxPool2d(**fields)
+    assert spec.products <= MAX_PRODUCTS
+    assert spec.padded_size == tuple(
+        n + 2 * p for n, p in zip(spec.input_size, spec.padding, strict=True))
+
+
+def test_identity_latex_by_hand() -> None:
+    grad = r"\frac{\partial \mathcal{L}}{\partial "
+    covering = r" = \sum_{(i,j) \text{ covering } (r,s)} "
+    one = MaxPool2d()
+    assert MAX.identities[0].latex(one) == (
+        grad + "a^{[1]}_{r,s}}" + covering + grad + r"p^{[1]}_{i,j}} \, \mathbf{1}[a^{[1]}_{r,s}"
+        r" \text{ is the first maximum of window } (i,j)]"
+    )
+    three = MaxPool2d(input_size=(4, 4), channels=3, layer=2)
+    assert MAX.identities[0].latex(three) == (
+        grad + "a^{[2]}_{c,r,s}}" + covering + grad + r"p^{[2]}_{c,i,j}} \, "
+        r"\mathbf{1}[a^{[2]}_{c,r,s} \text{ is the first maximum of window } (i,j)]"
+    )
+    avg = AvgPool2d(input_size=(6, 6), kernel_size=(3, 2), layer=4)
+    assert AVG.identities[0].latex(avg) == (
+        grad + "a^{[4]}_{r,s}}" + covering + r"\frac{1}{6} " + grad + "p^{[4]}_{i,j}}"
+    )
+    avg3 = AvgPool2d(channels=2)
+    assert AVG.identities[0].latex(avg3) == (
+        grad + "a^{[1]}_{c,r,s}}" + covering + r"\frac{1}{4} " + grad + "p^{[1]}_{c,i,j}}"
+    )
+
+
+def test_references_by_hand() -> None:
+    # 3x3 input, 2x2 kernel, stride 2, padding 1: windows hold 1, 2, 2 and 4 cells
+    spec = MaxPool2d(input_size=(3, 3), kernel_size=2, padding=1)
+    x = -np.arange(1.0, 10.0).reshape(1, 3, 3)  # all negative: padding must never win
+    # windows: {x00}, {x01, x02}, {x10, x20}, {x11, x12, x21, x22}
+    assert MAX.reference(spec, {"input": x}).tolist() == [[[-1.0, -2.0], [-4.0, -5.0]]]
+    # integers (as nested lists) are read as floats, so -inf padding applies to them too
+    ints = (-np.arange(1, 10).reshape(1, 3, 3)).tolist()
+    assert MAX.reference(spec, {"input": ints}).tolist() == [[[-1.0, -2.0], [-4.0, -5.0]]]
+    assert AVG.reference(AvgPool2d(input_size=(3, 3), kernel_size=2, padding=1),
+                         {"input": -x}).tolist() == [[[1 / 4, 5 / 4], [11 / 4, 28 / 4]]]
+    # stride 1 (overlap) and a rectangular kernel, two channels, integers in
+    spec = MaxPool2d(input_size=(2, 3), kernel_size=(1, 2), stride=1, channels=2)
+    x = np.array([[[1, 3, 2], [5, 4, 6]], [[0, 0, 7], [-1, -2, -3]]])
+    got = MAX.reference(spec, {"input": x})
+    assert got.dtype == np.float64
+    assert got.tolist() == [[[3, 3], [5, 6]], [[0, 7], [-1, -2]]]
+    avg = AVG.reference(AvgPool2d(input_size=(2, 3), kernel_size=(1, 2), stride=1, channels=2),
+                        {"input": x})
+    assert avg.tolist() == [[[2, 2.5], [4.5, 5]], [[0, 3.5], [-1.5, -2.5]]]
