@@ -32,7 +32,6 @@ from manim import (
     ManimColor,
     Mobject,
     Rectangle,
-    UpdateFromAlphaFunc,
     VGroup,
     VMobject,
     smooth,
@@ -433,27 +432,7 @@ class NetworkScene(ConvolutionScene):
         assert self.plan is not None
         step = self.plan.steps[k]
         start = self._now()
-        moves = self._footprint_moves(step)
-        changes = self.apply_step(k)
-        eq = self._equations[k]
-        if self._current_equation is not None:
-            self.remove(self._current_equation)
-        self.add(eq)
-        self._current_equation = eq
-        extra = self._labels_over(m for m, _, _ in changes)
-        ghost = self._ghost(step) if self.plan.move_cells else None
-        from convviz.rendering.scenes import _Restyle
-
-        if ghost is not None:
-            run_time = max(self.transition, min(0.6, self.step_time / 2))
-            self.add(ghost[0])
-            restyle = _Restyle(changes, moves, extra, run_time=run_time)
-            self.play(restyle, UpdateFromAlphaFunc(ghost[0], ghost[1]), run_time=run_time)
-            self.remove(ghost[0])
-        elif self.transition > 0 and (changes or moves):
-            restyle = _Restyle(changes, moves, extra, run_time=self.transition)
-            self.play(restyle)
-            # manim added the animation's group to the scene; it goes with the phase
+        self._animate_step(k)
         hold = self._now()
         boxes = self._boxes_of(phase, step.target.role, [step.target.index], step.highlights)
         record = StepRecord(

@@ -630,36 +630,45 @@ class ConvolutionScene(OneSegmentScene):
         else:
             self.wait(0.5)
         total = len(self.plan.steps)
-        for k, step in enumerate(self.plan.steps):
+        for k in range(total):
             start = float(self.renderer.time)
-            moves = self._footprint_moves(step)
-            changes = self.apply_step(k)
-            eq = self._equations[k]
-            if self._current_equation is not None:
-                self.remove(self._current_equation)
-            self.add(eq)
-            self._current_equation = eq
-            # The equation panel never overlaps a grid, so it stays in the static layer.
-            extra = self._labels_over(m for m, _, _ in changes)
-            ghost = self._ghost(step) if self.plan.move_cells else None
-            if ghost is not None:
-                # the cell's label travels to where it lands (flatten, and back)
-                run_time = max(self.transition, min(0.6, self.step_time / 2))
-                self.add(ghost[0])
-                self.play(
-                    _Restyle(changes, moves, extra, run_time=run_time),
-                    UpdateFromAlphaFunc(ghost[0], ghost[1]),
-                    run_time=run_time,
-                )
-                self.remove(ghost[0])
-            elif self.transition > 0 and (changes or moves):
-                self.play(_Restyle(changes, moves, extra, run_time=self.transition))
+            self._animate_step(k)
             hold_start = float(self.renderer.time)
             self.wait(self.step_time - (hold_start - start))
             self.timings.append(StepTiming(start, hold_start, float(self.renderer.time)))
             if self.on_step is not None:
                 self.on_step(k + 1, total)
         self._finish()
+
+    def _animate_step(self, k: int) -> None:
+        """Step ``k`` up to its hold: restyle the cells, show its equation, move a ghost.
+
+        The single-layer clip and each detailed step of a network clip play it alike.
+        """
+        assert self.plan is not None
+        step = self.plan.steps[k]
+        moves = self._footprint_moves(step)
+        changes = self.apply_step(k)
+        eq = self._equations[k]
+        if self._current_equation is not None:
+            self.remove(self._current_equation)
+        self.add(eq)
+        self._current_equation = eq
+        # The equation panel never overlaps a grid, so it stays in the static layer.
+        extra = self._labels_over(m for m, _, _ in changes)
+        ghost = self._ghost(step) if self.plan.move_cells else None
+        if ghost is not None:
+            # the cell's label travels to where it lands (flatten, and back)
+            run_time = max(self.transition, min(0.6, self.step_time / 2))
+            self.add(ghost[0])
+            self.play(
+                _Restyle(changes, moves, extra, run_time=run_time),
+                UpdateFromAlphaFunc(ghost[0], ghost[1]),
+                run_time=run_time,
+            )
+            self.remove(ghost[0])
+        elif self.transition > 0 and (changes or moves):
+            self.play(_Restyle(changes, moves, extra, run_time=self.transition))
 
     def _finish(self) -> None:
         leftovers = self._footprint_moves(StepPlan(self.plan.steps[-1].target, {}, (), ""))  # type: ignore[union-attr]
