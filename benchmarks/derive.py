@@ -126,6 +126,40 @@ LAYER_CASES: list[tuple[str, str, dict[str, Any], float]] = [
 ]
 
 
+def _pool_floor(spec: Any) -> None:
+    """The least SymPy work any expression-tree derivation of a max pool must do.
+
+    Input cells and upstream cells built the fastest way convviz knows
+    (:func:`convviz.symbolic.cells`), one ``Max`` node per window made without evaluation
+    or sorting, one product node per input cell (its window's upstream cell times the
+    window's ``Max``: less than any correct gradient, which must also say whether the
+    cell won), and a map of each product's cells by array: no indicators, no canonical
+    order, no checks, no highlight-map objects.
+    """
+    import sympy
+
+    from convviz.symbolic import cells
+
+    a_base, dp_base = sympy.IndexedBase("a", real=True), sympy.IndexedBase("dp")
+    shape_in = spec.full_shape("input")
+    shape_out = spec.full_shape("output")
+    a = cells(a_base, shape_in, shape_in)
+    dp = cells(dp_base, shape_out, shape_out)
+    new, maximum, mul = sympy.Basic.__new__, sympy.Max, sympy.Mul
+    products: list[Any] = []
+    for c in range(spec.channels):
+        for (i, j), window in spec.windows():
+            args = tuple(a[c, r, s] for r, s in window)
+            node = new(maximum, *args)
+            node._argset = frozenset(args)
+            upstream = dp[c, i, j]
+            products.extend(new(mul, upstream, node) for _ in args)
+    found: dict[int, tuple[set[Any], set[Any]]] = {}
+    for k, product in enumerate(products):
+        upstream, node = product.args
+        found[k] = ({upstream}, set(node.args))
+
+
 def _layer_spec(job: dict[str, Any]) -> Any:
     from convviz.layers import layer_type
 
@@ -175,9 +209,10 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     if "type" in job:
         spec = _layer_spec(job)
     else:
-        spec = ConvSpec(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in job["spec"].items()}
-        )
+        options: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in job["spec"].items()
+        }
+        spec = ConvSpec(**options)
     mode = job["mode"]
     gc.collect()
     if mode == "traced":
@@ -193,6 +228,8 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
         _whole_derivation(spec, "product-rule" if mode == "sparse" else "sympy")
     elif mode == "allpairs":
         result = _allpairs(spec, job.get("sample", 0))
+    elif mode == "floor":
+        _pool_floor(spec)
     else:
         raise ValueError(mode)
     result["seconds"] = time.perf_counter() - started
@@ -433,6 +470,7 @@ def layers_table(budget: float) -> None:
     header = ["case", "mults", "convviz s", "RSS MB", "sympy.diff per pair s", "speedup",
               "target"]
     rows = []
+    floors: list[str] = []
     for name, type_name, options, target in LAYER_CASES:
         print(f"  measuring {name} ...", file=sys.stderr, flush=True)
         job = {"type": type_name, "options": options}
@@ -446,7 +484,18 @@ def layers_table(budget: float) -> None:
         products = _layer_spec(job).products
         rows.append([name, f"{products:,}", f"{_fmt_seconds(best)} (best of 3)", f"{rss:.0f}",
                      slow_text, speedup, f"<= {target:g} s {verdict}"])
+        if type_name == "maxpool2d":
+            floor = min(r["seconds"] for r in
+                        (run_job({**job, "mode": "floor"}, 600) for _ in range(3)) if r)
+            floors.append(f"{name}: bare-SymPy floor {_fmt_seconds(floor)} (best of 3), "
+                          f"convviz {best / floor:.2f}x of it")
     _print_table(header, rows)
+    for line in floors:
+        print(line)
+    if floors:
+        print("  floor: input and upstream cells, one unevaluated Max per window and one "
+              "product node per input cell with a map of its cells (_pool_floor): less than "
+              "any correct gradient needs")
 
 
 def cli_table() -> None:

@@ -8,6 +8,8 @@ forward functions never special-case them; a derivation reshapes them for displa
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -38,22 +40,22 @@ def cells(base: sympy.Basic, full: tuple[int, ...], display: tuple[int, ...]) ->
     keep = keep_mask(full, display)
     assert isinstance(base, sympy.IndexedBase)
     integers = [sympy.Integer(n) for n in range(max(full) + 2)]
-    first: sympy.Indexed | None = None
-    tail: tuple[Any, ...] = ()
-    for pos in np.ndindex(*full):
-        index = [integers[i + 1] for i, k in zip(pos, keep, strict=True) if k]
-        if first is None:
-            first = base[tuple(index)]
-            tail = first._hashable_content()[len(first.args) :]
-            out[pos] = first
-            continue
-        out[pos] = _indexed(base, index, first, tail)
+    # row-major over the kept axes (the dropped ones have size 1), as np.ndindex would go
+    indices = itertools.product(
+        *(integers[1 : size + 1] for size, k in zip(full, keep, strict=True) if k)
+    )
+    first = base[next(indices)]
+    tail = first._hashable_content()[len(first.args) :]
+    flat = out.reshape(-1)
+    flat[0] = first
+    for n, index in enumerate(indices, 1):
+        flat[n] = _indexed(base, index, first, tail)
     return out
 
 
 def _indexed(
     base: sympy.IndexedBase,
-    index: list[sympy.Integer],
+    index: Sequence[sympy.Integer],
     like: sympy.Indexed,
     tail: tuple[Any, ...] | None = None,
 ) -> Any:

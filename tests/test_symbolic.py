@@ -29,6 +29,18 @@ def test_cells_are_base_items() -> None:
             assert cell.is_real == want.is_real
 
 
+def test_cells_follow_row_major_order_with_dropped_leading_axes() -> None:
+    # (full, display): a vector, a (1, 1, kh, kw) kernel, a kept size-1 spatial axis
+    for full, display in (((7,), (7,)), ((1, 1, 2, 3), (2, 3)), ((2, 1, 4), (2, 1, 4)),
+                          ((1, 3, 1), (3, 1))):
+        base = cell_base("w", display, real=True)
+        array = cells(base, full, display)
+        assert array.shape == full
+        for pos, cell in np.ndenumerate(array):
+            kept = pos[len(full) - len(display) :]  # the dropped axes are the leading ones
+            assert_identical(cell, base[tuple(i + 1 for i in kept)])
+
+
 def test_upstream_cells_are_sympy_derivatives() -> None:
     base = cell_base("z^{[2]}", (4, 5), real=True)
     outputs = cells(base, (1, 4, 5), (4, 5))
