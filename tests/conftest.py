@@ -17,6 +17,12 @@ settings.register_profile("ci", derandomize=True, database=None, print_blob=True
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# The optional torch cross-checks run on one thread. With its default OpenMP pool, a
+# process that forks after a torch op (mutmut forks one child per mutant) deadlocks in the
+# child's next op, which mutmut then counts as a timeout, that is a killed mutant. Set
+# before torch is imported (the tests import it lazily); the layers here are tiny.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def private_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
