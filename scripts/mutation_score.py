@@ -5,7 +5,9 @@ under ``[tool.mutmut]`` in pyproject.toml (a ``<`` for a ``<=``, a constant, a d
 call) and runs the fast tests against each change. A mutant is *killed* when some test
 fails; a surviving mutant is a change no test notices. The score of a module is the share
 of its mutants killed, counting timeouts as killed (the change made a test hang) and
-leaving out mutants that were not run.
+leaving out mutants that were not run. The timeouts are also shown on their own: a hang in
+a forked test process that has nothing to do with the mutant (as torch's thread pool once
+caused) would count as a kill, so a module with many deserves a look.
 
 Usage::
 
@@ -76,8 +78,8 @@ def main() -> int:
     if not table:
         print("no mutmut results: run without --report first", file=sys.stderr)
         return 1
-    print(f"{'module':<32} {'mutants':>7} {'run':>5} {'killed':>6} {'survived':>8} "
-          f"{'no tests':>8} {'score':>6}  target {TARGET:.0%}")
+    print(f"{'module':<32} {'mutants':>7} {'run':>5} {'killed':>6} {'timeout':>7} "
+          f"{'survived':>8} {'no tests':>8} {'score':>6}  target {TARGET:.0%}")
     ok = True
     for module in sorted(table):
         counts = table[module]
@@ -87,8 +89,8 @@ def main() -> int:
         score = killed / run if run else float("nan")
         verdict = "PASS" if run and score >= TARGET else "FAIL"
         ok = ok and verdict == "PASS"
-        print(f"{module:<32} {total:>7} {run:>5} {killed:>6} {counts['survived']:>8} "
-              f"{counts['no tests']:>8} {score:>6.1%}  {verdict}")
+        print(f"{module:<32} {total:>7} {run:>5} {killed:>6} {counts['timeout']:>7} "
+              f"{counts['survived']:>8} {counts['no tests']:>8} {score:>6.1%}  {verdict}")
     return 0 if ok else 1
 
 
