@@ -127,15 +127,25 @@ LAYER_CASES: list[tuple[str, str, dict[str, Any], float]] = [
 
 
 def _pool_floor(spec: Any) -> None:
-    """The least SymPy work any expression-tree derivation of a max pool must do.
+    """The least SymPy work a derivation of a max pool in the required form must do.
 
-    Input cells and upstream cells built the fastest way convviz knows
-    (:func:`convviz.symbolic.cells`), one ``Max`` node per window made without evaluation
-    or sorting, one product node per input cell (its window's upstream cell times the
-    window's ``Max``: less than any correct gradient, which must also say whether the
-    cell won), and a map of each product's cells by array: no indicators, no canonical
-    order, no checks, no highlight-map objects.
+    ``derive --format json`` writes each gradient cell in SymPy's own functions, so the
+    first-maximum indicator of cell ``x`` is ``Heaviside(x - Max(earlier), 0) *
+    Heaviside(x - Max(later), 1)``. Here: the input and upstream cells built the fastest
+    way convviz knows (:func:`convviz.symbolic.cells`), one ``Max`` per window, and per
+    input cell the nodes of those two factors and of its product with the upstream cell,
+    every node made bare (``Basic.__new__``: no evaluation, no canonical order, no
+    hashing), then each product's cells gathered into two sets (the highlight map's
+    content), with the garbage collector paused as :func:`convviz.derivation.derive`
+    pauses it. No checks, no cache, no map objects: convviz does all of this and more.
     """
+    from convviz.derivation import paused_gc
+
+    with paused_gc():
+        _bare_pool_nodes(spec)
+
+
+def _bare_pool_nodes(spec: Any) -> None:
     import sympy
 
     from convviz.symbolic import cells
@@ -145,19 +155,28 @@ def _pool_floor(spec: Any) -> None:
     shape_out = spec.full_shape("output")
     a = cells(a_base, shape_in, shape_in)
     dp = cells(dp_base, shape_out, shape_out)
-    new, maximum, mul = sympy.Basic.__new__, sympy.Max, sympy.Mul
+    new, maximum, mul, add = sympy.Basic.__new__, sympy.Max, sympy.Mul, sympy.Add
+    heaviside, minus, zero, one = sympy.Heaviside, sympy.S.NegativeOne, sympy.S.Zero, sympy.S.One
+
+    def factor(x: Any, side: tuple[Any, ...], at_zero: Any) -> Any:
+        largest = side[0] if len(side) == 1 else new(maximum, *side)
+        return new(heaviside, new(add, x, new(mul, minus, largest)), at_zero)
+
+    forward: list[Any] = []
     products: list[Any] = []
     for c in range(spec.channels):
         for (i, j), window in spec.windows():
             args = tuple(a[c, r, s] for r, s in window)
-            node = new(maximum, *args)
-            node._argset = frozenset(args)
+            forward.append(new(maximum, *args))
             upstream = dp[c, i, j]
-            products.extend(new(mul, upstream, node) for _ in args)
-    found: dict[int, tuple[set[Any], set[Any]]] = {}
-    for k, product in enumerate(products):
-        upstream, node = product.args
-        found[k] = ({upstream}, set(node.args))
+            for n, x in enumerate(args):
+                earlier, later = args[:n], args[n + 1 :]
+                factors = [factor(x, side, at) for side, at in ((earlier, zero), (later, one))
+                           if side]
+                products.append((new(mul, upstream, *factors), args))
+    found: list[tuple[set[Any], set[Any]]] = []
+    for product, args in products:
+        found.append(({product.args[0]}, set(args)))
 
 
 def _layer_spec(job: dict[str, Any]) -> Any:
@@ -493,9 +512,9 @@ def layers_table(budget: float) -> None:
     for line in floors:
         print(line)
     if floors:
-        print("  floor: input and upstream cells, one unevaluated Max per window and one "
-              "product node per input cell with a map of its cells (_pool_floor): less than "
-              "any correct gradient needs")
+        print("  floor (_pool_floor): the cells, one Max per window and, per input cell, the "
+              "bare nodes of dp * Heaviside(x - Max(earlier), 0) * Heaviside(x - Max(later), "
+              "1) and the sets of its cells: no evaluation, order, checks or map objects")
 
 
 def cli_table() -> None:
