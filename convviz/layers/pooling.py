@@ -422,10 +422,12 @@ def _before(left: Any, right: Any) -> bool:
 
 
 #: Which cells of a window ``Basic.compare`` puts the "later" factor first for, by the
-#: window's signature: the rank in printed order of each of its cells in row-major order.
-#: The factors' order depends on nothing else (see :func:`window_indicators`), so it is
-#: found by comparing once per signature (a few dozen at most for a layer).
-_SWAPS: dict[tuple[int, ...], tuple[bool, ...]] = {}
+#: class of its cells and the window's signature: the rank in printed order of each of its
+#: cells in row-major order. The factors' order depends on nothing else for cells of one
+#: class (see :func:`window_indicators`), so it is found by comparing once per class and
+#: signature (a few dozen at most for a layer). Cells of another class (``Symbol`` rather
+#: than ``Indexed``) compare by other rules, so they must not share the answer.
+_SWAPS: dict[tuple[type, tuple[int, ...]], tuple[bool, ...]] = {}
 
 
 def window_indicators(
@@ -451,7 +453,7 @@ def window_indicators(
     if printed is None:
         printed = sorted(cells, key=_printed_index)
     rank = {cell: n for n, cell in enumerate(printed)}
-    signature = tuple(rank[cell] for cell in cells)
+    signature = (type(cells[0]), tuple(rank[cell] for cell in cells))
     swaps = _SWAPS.get(signature)
     last = len(cells) - 1
     if last == 0:

@@ -310,6 +310,27 @@ def test_spec_errors_name_the_option(values: dict[str, str], key: str, needle: s
     assert needle in str(info.value)
 
 
+def test_every_size_field_takes_an_int_or_a_pair() -> None:
+    # an int means the same on both axes; lists become tuples (specs are compared and hashed)
+    for cls in (MaxPool2d, AvgPool2d):
+        spec = cls(input_size=5, kernel_size=[3, 2], stride=[1, 2], padding=1)
+        assert (spec.input_size, spec.kernel_size, spec.stride, spec.padding) == (
+            (5, 5), (3, 2), (1, 2), (1, 1))
+        assert spec.output_size == (5, 3)
+        assert spec == cls(input_size=(5, 5), kernel_size=(3, 2), stride=(1, 2),
+                           padding=(1, 1))
+        assert cls(input_size=[3, 4]).input_size == (3, 4)
+
+
+@pytest.mark.parametrize("name", ["input_size", "kernel_size", "stride", "padding"])
+@pytest.mark.parametrize("value", [(2, 2, 2), (2.0, 2), True, "2"])
+def test_malformed_sizes_name_their_field(name: str, value: Any) -> None:
+    with pytest.raises(SpecError) as info:
+        MaxPool2d(**{name: value})
+    assert info.value.field_name == name
+    assert "expected an integer or a pair of integers" in str(info.value)
+
+
 def test_padding_rule_is_pytorchs() -> None:
     assert MaxPool2d(input_size=(4, 4), kernel_size=3, padding=1).padding == (1, 1)
     assert MaxPool2d(input_size=(4, 4), kernel_size=2, padding=1).padding == (1, 1)
@@ -478,6 +499,30 @@ def test_torch_cross_check() -> None:
 
 
 # ---------------------------------------------------------------------- refine (tie rule)
+@pytest.fixture
+def cold_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    # window_indicators remembers the order of factors per window signature, _before the
+    # order per pair of classes, for the whole process: start from empty tables so the
+    # comparisons themselves run (and are checked), not answers left by earlier tests
+    monkeypatch.setattr(pooling_module, "_SWAPS", {})
+    monkeypatch.setattr(pooling_module, "_CLASS_ORDER", {})
+
+
+def assert_built_as_constructed(expr: Any) -> None:
+    """Every node of ``expr`` is what its constructor returns for its arguments."""
+    for node in sympy.preorder_traversal(expr):
+        if not node.args:
+            continue
+        rebuilt = node.func(*node.args)
+        assert node == rebuilt and hash(node) == hash(rebuilt), node
+        assert node.args == rebuilt.args, node
+        assert node.is_commutative is rebuilt.is_commutative is True, node
+        if isinstance(node, sympy.Heaviside):
+            assert node.nargs == rebuilt.nargs == sympy.FiniteSet(1, 2), node
+        if isinstance(node, sympy.Max):
+            assert sympy.Max.make_args(node) == sympy.Max.make_args(rebuilt), node
+
+
 @pytest.mark.parametrize(
     "window",
     [
@@ -488,10 +533,18 @@ def test_torch_cross_check() -> None:
         [(7, 7)],
     ],
 )
-def test_indicator_nodes_equal_sympys_constructors(window: list[tuple[int, int]]) -> None:
+def test_indicator_nodes_equal_sympys_constructors(window: list[tuple[int, int]],
+                                                   cold_caches: None) -> None:
     a = sympy.IndexedBase("a", real=True)
     cells = [a[index] for index in window]
-    factors = window_indicators(cells)
+    check_indicators(cells, window_indicators(cells))  # compared
+    check_indicators(cells, window_indicators(cells))  # remembered for the signature
+    shifted = [a[r + 20, s + 20] for r, s in window]  # another window, the same signature
+    check_indicators(shifted, window_indicators(shifted))
+
+
+def check_indicators(cells: list[Any], factors: list[tuple[Any, ...]]) -> None:
+    assert len(factors) == len(cells)
     for n, x in enumerate(cells):
         before, after = cells[:n], cells[n + 1:]
         expected = []
@@ -504,6 +557,7 @@ def test_indicator_nodes_equal_sympys_constructors(window: list[tuple[int, int]]
         assert list(got) == (list(sympy.Mul(*expected).args) if len(expected) == 2
                              else expected)
         for node in got:
+            assert_built_as_constructed(node)
             assert node.func(*node.args) == node
             assert hash(node) == hash(node.func(*node.args))
             gap = node.args[0]
@@ -531,7 +585,26 @@ def test_max_arguments_in_sympys_order() -> None:
                         assert inner == sympy.Max(*reversed(inner.args), evaluate=False)
 
 
-def test_indicators_of_many_windows_equal_sympys_constructors() -> None:
+def test_symbol_windows_do_not_reuse_the_order_learned_for_indexed_cells(
+    cold_caches: None,
+) -> None:
+    # an Indexed window and a Symbol window with the same signature (2, 0, 1): Symbols
+    # compare by other rules, so the factor order remembered for the first must not be
+    # applied to the second
+    a = sympy.IndexedBase("a", real=True)
+    c0, c1, c2 = sympy.symbols("c0:3", real=True)
+    check_indicators([a[3, 37], a[17, 19], a[29, 35]],
+                     window_indicators([a[3, 37], a[17, 19], a[29, 35]]))
+    window = [c2, c0, c1]
+    factors = window_indicators(window, [c0, c1, c2])
+    for n, x in enumerate(window):
+        sides = ((window[:n], 0), (window[n + 1:], 1))
+        expected = [sympy.Heaviside(x - sympy.Max(*side), at) for side, at in sides if side]
+        want = list(sympy.Mul(*expected).args) if len(expected) == 2 else expected
+        assert list(factors[n]) == want, x
+
+
+def test_indicators_of_many_windows_equal_sympys_constructors(cold_caches: None) -> None:
     # the order of a cell's two factors is compared once per window signature (the
     # printed order of its cells against their row-major order) and reused: check it
     # against SymPy's constructors over many windows, sharing signatures
@@ -736,11 +809,12 @@ def test_canonical_is_sympys_constructor(cls: Any, args: list[Any]) -> None:
     assert_identical(pooling_module._canonical(cls, args), cls(*args))
 
 
-def test_before_is_basic_compare_for_either_order() -> None:
+def test_before_is_basic_compare_for_either_order(cold_caches: None) -> None:
     # the answer is remembered per pair of classes only when the class names differ:
-    # cells of one class must still be compared one by one
+    # cells of one class must still be compared one by one; nothing sorts before itself
     pairs = [(RA[1, 1], RA[1, 2]), (RA[2, 1], RA[1, 9]), (SX, SY), (SX, RA[1, 1]),
-             (DZ, H_PAIR), (H_PAIR, H_LATER), (RA[1, 1], -sympy.Max(RA[1, 2], RA[2, 2]))]
+             (DZ, H_PAIR), (H_PAIR, H_LATER), (RA[1, 1], -sympy.Max(RA[1, 2], RA[2, 2])),
+             (SX, SX), (RA[1, 1], RA[1, 1]), (H_PAIR, H_PAIR)]
     for _ in range(2):
         for left, right in pairs:
             for one, other in ((left, right), (right, left)):
@@ -818,6 +892,23 @@ def test_first_maximum_keeps_what_it_does_not_rewrite(fresh_indicators: Any) -> 
                      sympy.Add(refined, DY * sympy.Heaviside(RA[3, 1] - RA[3, 2], 1)))
 
 
+def test_first_maximum_reads_a_gap_in_either_order(fresh_indicators: Any) -> None:
+    # SymPy's own Add puts -Max(others) first; an unevaluated a - Max(others) (cell
+    # first) or -Max(others) + a is the same window and gets the same indicator
+    window = [RA[1, 1], RA[1, 2], RA[2, 1]]
+    for n, cell in enumerate(window):
+        others = window[:n] + window[n + 1:]
+        largest = sympy.Max(*others)
+        for gap in (sympy.Add(cell, -largest, evaluate=False),
+                    sympy.Add(-largest, cell, evaluate=False)):
+            assert sympy.Heaviside(gap).args[0].args == gap.args  # kept as written
+            assert_identical(first_maximum(DZ * sympy.Heaviside(gap)),
+                             DZ * first_of(window, n))
+    pair = sympy.Add(RA[3, 1], -RA[3, 2], evaluate=False)  # two cells: no Max
+    assert_identical(first_maximum(sympy.Heaviside(pair)),
+                     sympy.Heaviside(RA[3, 1] - RA[3, 2], 1))
+
+
 @pytest.mark.parametrize(
     "gap",
     [
@@ -872,6 +963,12 @@ def test_derivative_cache_is_bounded_and_forgets() -> None:
     assert list(cache._maxima) == [id(m2)]
     assert_identical(cache.derivative(m2, w2[0]), first_of(w2, 0))
     assert not cache._maxima
+    # Max nodes that are not one array's window, asked about one of their own cells
+    for node in (sympy.Max(RA[1, 1], SX), sympy.Max(RA[1, 1], RB[1, 2]),
+                 sympy.Max(RA[1, 1], RB[1, 2], RA[2, 2]), sympy.Max(RA[1, 1], 2 * RA[1, 2])):
+        for cell in node.args:
+            assert cache.derivative(node, cell) is None, (node, cell)
+            assert pooling_module.first_maximum_derivative(node, cell) is None
     lone = sympy.Max(RA[1, 1], RA[1, 2])
     assert cache.derivative(lone, RA[2, 2]) is None  # not one of its cells
     assert cache.derivative(sympy.Max(RA[1, 1], SX), RA[1, 1]) is None
@@ -1031,3 +1128,14 @@ def test_references_by_hand() -> None:
     avg = AVG.reference(AvgPool2d(input_size=(2, 3), kernel_size=(1, 2), stride=1, channels=2),
                         {"input": x})
     assert avg.tolist() == [[[2, 2.5], [4.5, 5]], [[0, 3.5], [-1.5, -2.5]]]
+
+
+def test_avg_reference_sums_floats_so_large_integers_do_not_overflow() -> None:
+    # four int64 cells of 2**62 sum to 2**64, which wraps to 0 in int64 arithmetic;
+    # read as float64 (as the layer's numbers are) their mean is 2**62
+    x = np.full((1, 2, 2), 2**62, dtype=np.int64)
+    got = AVG.reference(AvgPool2d(input_size=(2, 2)), {"input": x})
+    assert got.dtype == np.float64
+    assert got.tolist() == [[[2.0**62]]]
+    got = AVG.reference(AvgPool2d(input_size=(2, 2)), {"input": x.tolist()})
+    assert got.tolist() == [[[2.0**62]]]
