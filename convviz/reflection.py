@@ -42,6 +42,9 @@ _INTEGER_CLASSES = frozenset(
 
 #: Node classes whose cells all belong to the term they appear in.
 _COMPOSITE = (sympy.Function, sympy.Pow, sympy.Piecewise, sympy.Abs)
+#: Nodes of those classes that are not composites of cells: an upstream derivative is a
+#: cell, an undefined function an error (its method decides both).
+_NOT_COMPOSITE = (sympy.Derivative, sympy.core.function.AppliedUndef)
 
 
 class ReflectionError(ValueError):
@@ -188,7 +191,7 @@ class Reflector:
             if isinstance(arg, sympy.Number):
                 coefficient *= arg
                 continue
-            if isinstance(arg, _COMPOSITE) and not isinstance(arg, sympy.Derivative):
+            if isinstance(arg, _COMPOSITE) and not isinstance(arg, _NOT_COMPOSITE):
                 inside = self._collect(arg, whole)
                 found.update(inside)
                 count += len(inside)
@@ -272,7 +275,7 @@ class Reflector:
         elif context == _FACTOR:  # a factor of a product, as _walk_Mul took them
             if isinstance(node, sympy.Number):
                 action = _SKIP
-            elif isinstance(node, _COMPOSITE) and not isinstance(node, sympy.Derivative):
+            elif isinstance(node, _COMPOSITE) and not isinstance(node, _NOT_COMPOSITE):
                 action = _ARG
         if action is None:
             method = self._method(node, whole)

@@ -233,6 +233,11 @@ BAD = [
     pytest.param(A[1] + x, "'x'", id="unknown-symbol"),
     pytest.param(sympy.sin(Q[1]), "q[1]", id="unknown-base-inside-function"),
     pytest.param(sympy.Function("f")(A[1]), "f(a[1])", id="undefined-function"),
+    # an undefined function is an error as a factor or deeper, not a composite of cells
+    pytest.param(2 * A[2] * sympy.Function("f")(A[1]), "f(a[1])",
+                 id="undefined-function-factor"),
+    pytest.param(sympy.Max(A[2] * sympy.Function("f")(A[1]), 0), "f(a[1])",
+                 id="undefined-function-factor-inside-max"),
     pytest.param(sympy.Integral(A[1], x), "Integral", id="integral"),
     pytest.param(A[x], "a[x]", id="symbolic-index"),
     pytest.param(sympy.Derivative(sympy.Function("L")(x), A[1], 2), "Derivative",
