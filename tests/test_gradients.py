@@ -6,7 +6,7 @@ import sympy
 from references import bind, evaluate, finite_differences, random_values
 
 from convviz.derivation import derive
-from convviz.gradients import chain_rule, partial
+from convviz.gradients import cells_in, chain_rule, partial
 from convviz.spec import ConvSpec
 
 SPECS = [
@@ -115,3 +115,173 @@ def test_chain_rule_with_powers_uses_diff():
     for engine in ("product-rule", "sympy"):
         (gx,) = chain_rule(outputs, upstream, [np.array([x], dtype=object)], engine=engine)
         assert sympy.expand(gx[0] - 2 * g * x * y) == 0
+
+
+# ----------------------------------------------------------------- cells_in and partial
+R = sympy.IndexedBase("r", real=True)
+r1, r2, r3 = R[1], R[2], R[3]
+s, t = sympy.symbols("s t", real=True)
+
+
+@pytest.mark.parametrize(
+    ("factor", "cells"),
+    [
+        pytest.param(r1, {r1}, id="indexed"),
+        pytest.param(s, {s}, id="symbol"),
+        pytest.param(sympy.Integer(3), set(), id="constant"),
+        pytest.param(r1**2, {r1}, id="power-of-cell"),
+        pytest.param(r1**r2, {r1, r2}, id="cell-to-power-of-cell"),
+        pytest.param(s**t, {s, t}, id="symbol-to-power-of-symbol"),
+        pytest.param((r1 + r2) ** 2, {r1, r2}, id="power-of-sum"),
+        pytest.param(sympy.Max(r1, r2, s), {r1, r2, s}, id="max-of-cells"),
+        pytest.param(sympy.Max(r1, r2 * r3), {r1, r2, r3}, id="max-of-a-product"),
+        pytest.param(sympy.Max(0, r1), {r1}, id="relu"),
+        pytest.param(sympy.exp(r2), {r2}, id="exp"),
+        pytest.param(sympy.exp(2 * r2), {r2}, id="exp-of-multiple"),
+        pytest.param(sympy.log(1 + sympy.exp(r1 - s)), {r1, s}, id="nested"),
+    ],
+)
+def test_cells_in_finds_every_cell_anywhere_in_the_factor(factor, cells):
+    # (deep inside a node the array's label symbol may come along: it is no variable)
+    assert cells_in(factor) - {R.label} == frozenset(cells)
+
+
+def test_cell_in_an_exponent_gets_its_gradient():
+    # d(r1^r2)/dr2 = r1^r2 log r1: the exponent is a cell too
+    g = sympy.Symbol("g")
+    outputs = np.array([r1**r2], dtype=object)
+    for engine in ("product-rule", "sympy"):
+        (grad,) = chain_rule(outputs, np.array([g], dtype=object),
+                             [np.array([r1, r2], dtype=object)], engine=engine)
+        assert sympy.simplify(grad[0] - g * r2 * r1 ** (r2 - 1)) == 0, engine
+        assert sympy.simplify(grad[1] - g * r1**r2 * sympy.log(r1)) == 0, engine
+
+
+MAX_NODES = [
+    pytest.param(sympy.Max(r1, r2), r1, id="two-cells"),
+    pytest.param(sympy.Max(r1, r2, r3), r2, id="three-cells"),
+    pytest.param(sympy.Max(0, r1), r1, id="relu"),
+    pytest.param(sympy.Max(0, r1, r2), r1, id="relu-of-two"),
+    pytest.param(sympy.Max(s, t), s, id="symbols"),
+    pytest.param(sympy.Max(0, s, t), t, id="relu-of-symbols"),
+    pytest.param(sympy.Max(s, r1), r1, id="symbol-and-cell"),
+    pytest.param(sympy.Max(s, r1, r2), s, id="symbol-and-two-cells"),
+    pytest.param(sympy.Max(r1, 2 * r2), r1, id="other-not-a-cell"),
+    pytest.param(sympy.Max(r1, r1 * r2), r1, id="cell-also-inside-the-other"),
+    pytest.param(sympy.Max(r1, r2 + r3), r3, id="cell-inside-a-sum"),
+]
+
+
+@pytest.mark.parametrize(("node", "cell"), MAX_NODES)
+def test_max_derivative_is_exactly_the_heaviside_form_of_sympy_diff(node, cell):
+    # The fast path builds the node sympy.diff would build, argument for argument.
+    want = sympy.diff(node, cell)
+    got = partial(node, cell)
+    assert sympy.srepr(got) == sympy.srepr(want)
+    # the same with an equal cell that is not the same object
+    fresh = R[cell.indices[0]] if isinstance(cell, sympy.Indexed) else sympy.Symbol(
+        cell.name, real=True)
+    assert sympy.srepr(partial(node, fresh)) == sympy.srepr(want)
+    # and as a factor of a product with an upstream cell
+    g = sympy.Symbol("g")
+    assert sympy.expand(partial(g * node, cell) - g * want) == 0
+
+
+def test_partial_of_a_factor_holding_the_cell_twice():
+    # d/dr1 of r1 * Max(r1, r2) = Max(r1, r2) + r1 Heaviside(r1 - r2)
+    got = partial(r1 * sympy.Max(r1, r2), r1)
+    want = sympy.Max(r1, r2) + r1 * sympy.Heaviside(r1 - r2)
+    assert sympy.expand(got - want) == 0
+    # the other factors multiply the derivative of the one factor holding the cell
+    assert sympy.expand(partial(s * t * sympy.exp(2 * r1), r1)
+                        - 2 * s * t * sympy.exp(2 * r1)) == 0
+    assert partial(s * sympy.exp(t), r1) == 0
+
+
+# ------------------------------------------------------------- the layer's own rule
+class RecordingRule:
+    """A layer rule: ``tanh(x)`` differentiates to the marker ``D(x)``, nothing else."""
+
+    marker = sympy.Function("D")
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[sympy.Expr, sympy.Expr]] = []
+
+    def __call__(self, node: sympy.Expr, cell: sympy.Expr) -> sympy.Expr | None:
+        self.calls.append((node, cell))
+        if isinstance(node, sympy.tanh) and node.args[0] == cell:
+            return self.marker(cell)
+        return None
+
+
+def test_layer_rule_is_what_the_product_rule_engine_uses():
+    g0, g1, g2, g3 = sympy.symbols("g0:4")
+    outputs = np.array(
+        [sympy.tanh(r1), r2 * sympy.tanh(r1), sympy.exp(r2), sympy.Max(r1, r2)], dtype=object)
+    upstream = np.array([g0, g1, g2, g3], dtype=object)
+    rule = RecordingRule()
+    gr1, gr2 = chain_rule(outputs, upstream, [np.array([r1], dtype=object),
+                                              np.array([r2], dtype=object)],
+                          derivative=rule)
+    D = RecordingRule.marker
+    # tanh goes to the rule; where the rule gives nothing (exp, Max) the derivative is
+    # SymPy's
+    want1 = g0 * D(r1) + g1 * r2 * D(r1) + g3 * sympy.Heaviside(r1 - r2)
+    want2 = g1 * sympy.tanh(r1) + g2 * sympy.exp(r2) + g3 * sympy.Heaviside(r2 - r1)
+    assert sympy.expand(gr1[0] - want1) == 0
+    assert sympy.expand(gr2[0] - want2) == 0
+    # the rule was asked about the nodes holding the cell, with that cell
+    assert (sympy.tanh(r1), r1) in rule.calls
+    assert (sympy.exp(r2), r2) in rule.calls
+    assert all(cell in cells_in(node) for node, cell in rule.calls)
+    # products are the product rule's: the rule is asked about their factors only
+    assert not any(isinstance(node, sympy.Mul) for node, _ in rule.calls)
+
+
+def test_partial_takes_the_layer_rule_for_a_lone_node_and_for_a_factor():
+    D = RecordingRule.marker
+    assert partial(sympy.tanh(r1), r1, derivative=RecordingRule()) == D(r1)
+    assert partial(s * sympy.tanh(r1), r1, derivative=RecordingRule()) == s * D(r1)
+    # where the rule gives nothing, SymPy's derivative
+    assert partial(sympy.exp(r1), r1, derivative=RecordingRule()) == sympy.exp(r1)
+    assert partial(sympy.tanh(r1), r1) == 1 - sympy.tanh(r1) ** 2
+
+
+def test_layer_rule_overrides_the_max_fast_path():
+    g = sympy.Symbol("g")
+
+    def rule(node: sympy.Expr, cell: sympy.Expr) -> sympy.Expr | None:
+        return sympy.Symbol("own") if isinstance(node, sympy.Max) else None
+
+    for term in (sympy.Max(r1, r2), g * sympy.Max(r1, r2)):
+        (grad,) = chain_rule(np.array([term], dtype=object), np.array([g], dtype=object),
+                             [np.array([r1], dtype=object)], derivative=rule)
+        want = g * sympy.Symbol("own") * (g if term.is_Mul else 1)
+        assert sympy.expand(grad[0] - want) == 0, term
+
+
+def test_sympy_engine_ignores_the_layer_rule():
+    g = sympy.Symbol("g")
+    rule = RecordingRule()
+    (grad,) = chain_rule(np.array([sympy.tanh(r1)], dtype=object), np.array([g], dtype=object),
+                         [np.array([r1], dtype=object)], engine="sympy", derivative=rule)
+    assert sympy.simplify(grad[0] - g * (1 - sympy.tanh(r1) ** 2)) == 0
+    assert not rule.calls
+
+
+def test_chain_rule_sums_over_every_output_sharing_the_cell():
+    # z = (r1 r2, r1 r3 + s, r1^2): dL/dr1 = g0 r2 + g1 r3 + 2 g2 r1, dL/dr2 = g0 r1,
+    # dL/ds = g1, and r3's zero slot stays zero
+    g0, g1, g2 = sympy.symbols("g0:3")
+    outputs = np.array([[r1 * r2, r1 * r3 + s, r1**2]], dtype=object)
+    upstream = np.array([[g0, g1, g2]], dtype=object)
+    variables = [np.array([[r1, r2], [sympy.S.Zero, r3]], dtype=object),
+                 np.array([s, t], dtype=object)]
+    for engine in ("product-rule", "sympy"):
+        cells, scalars = chain_rule(outputs, upstream, variables, engine=engine)
+        assert cells.shape == (2, 2) and scalars.shape == (2,)
+        want = [[g0 * r2 + g1 * r3 + 2 * g2 * r1, g0 * r1], [0, g1 * r1]]
+        for pos in np.ndindex(2, 2):
+            assert sympy.expand(cells[pos] - want[pos[0]][pos[1]]) == 0, (engine, pos)
+        assert scalars[0] == g1
+        assert scalars[1] is sympy.S.Zero

@@ -532,3 +532,148 @@ def test_declaration_imports_neither_sympy_nor_manim():
     code = ("import sys, convviz.layers.conv_transpose2d; "
             "assert 'sympy' not in sys.modules and 'manim' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ------------------------------------------------------------ renderer geometry
+def test_gather_window_is_the_dilated_kernel_footprint_from_the_output_cell():
+    # output cell (y, x) reads the grid window whose top-left cell is (y, x), kernel cells
+    # d apart: a 3x2 kernel dilated (2, 1) spans rows y..y+4 and cols x..x+1
+    spec = ConvTranspose2d((3, 3), (3, 2), dilation=(2, 1), output_padding=(1, 0))
+    assert CONV_TRANSPOSE2D.window is not None
+    assert CONV_TRANSPOSE2D.window(spec, "forward", (4, 2)) == [
+        ("input", None, (4, 2), (8, 3))
+    ]
+    assert CONV_TRANSPOSE2D.window(spec, "forward", (1, 1)) == [
+        ("input", None, (1, 1), (5, 2))
+    ]
+    # with filters the leading index is the output channel; the window is the same
+    many = ConvTranspose2d((2, 2), (2, 3), stride=2, filters=2)
+    assert CONV_TRANSPOSE2D.window(many, "forward", (2, 3, 1)) == [
+        ("input", None, (3, 1), (4, 3))
+    ]
+    for op in ("forward-scatter", "dw", "da", "db"):
+        assert CONV_TRANSPOSE2D.window(spec, op, (1, 1)) == [], op
+
+
+def test_only_the_upstream_gradient_is_drawn_padded():
+    spec = ConvTranspose2d((3, 3), (3, 3), stride=2, padding=(1, 2))
+    assert CONV_TRANSPOSE2D.padding(spec, "grad_output") == (1, 2)
+    for role in ("input", "kernel", "bias", "output", "grad_input", "grad_kernel", "scatter"):
+        assert CONV_TRANSPOSE2D.padding(spec, role) == (0, 0), role
+
+
+def test_gather_view_position_is_the_input_cell_in_the_grid():
+    # 2x2 input, 3x3 kernel, stride 2, padding 1: 1 zero row/col before, cells 2 apart
+    view = GatherView(ConvTranspose2d((2, 2), (3, 3), stride=2, padding=1, output_padding=1))
+    assert [view.position(i) for i in ((1, 1), (1, 2), (2, 1), (2, 2))] == [
+        (2, 2), (2, 4), (4, 2), (4, 4)]
+    assert GatherView(ConvTranspose2d((4, 4), (1, 1), padding=1)).position((1, 4)) is None
+    assert GatherView(ConvTranspose2d((2, 3), (2, 2), channels=2)).position((2, 1, 3)) == (
+        2, 2, 4)
+
+
+def test_describe_and_slug_name_every_setting():
+    spec = ConvTranspose2d((4, 5), (3, 2), stride=2, padding=1, output_padding=(1, 0),
+                           dilation=(1, 2), channels=2, filters=3, bias=False, layer=4)
+    # output (4-1)*2 - 2 + 1*2 + 1 + 1 = 8 high, (5-1)*2 - 2 + 2*1 + 0 + 1 = 9 wide
+    assert spec.output_size == (8, 9)
+    assert spec.describe() == (
+        "2x4x5 input, 3x2 kernel, 3 filters, stride 2, padding 1, output padding 1x0, "
+        "dilation 1x2, no bias (3x8x9 output)"
+    )
+    assert spec.slug() == "2x4x5_k3x2_f3_s2_p1_op1x0_d1x2_nobias_l4"
+    plain = ConvTranspose2d()
+    assert plain.describe() == "3x3 input, 3x3 kernel (5x5 output)"
+    assert plain.slug() == "3x3_k3x3"
+    assert ConvTranspose2d(dilation=2, layer=3).slug() == "3x3_k3x3_d2_l3"
+    assert ConvTranspose2d(padding=(0, 1)).describe() == (
+        "3x3 input, 3x3 kernel, padding 0x1 (5x3 output)")
+
+
+def test_two_filters_are_named():
+    spec = ConvTranspose2d((2, 2), (2, 2), filters=2)
+    assert spec.describe() == "2x2 input, 2x2 kernel, 2 filters (2x3x3 output)"
+    assert spec.slug() == "2x2_k2x2_f2"
+
+
+@pytest.mark.parametrize("name", ["channels", "filters", "layer"])
+@pytest.mark.parametrize("value", [True, 2.0, "2"])
+def test_counts_must_be_integers(name, value):
+    with pytest.raises(SpecError) as err:
+        ConvTranspose2d(**{name: value})
+    assert err.value.field_name == name
+    assert err.value.rule == f"must be an integer of at least 1, got {value!r}"
+
+
+def test_smallest_output_and_largest_layer_are_allowed():
+    # a 1x1 output is the smallest allowed: (1-1)*1 - 0 + 1*0 + 0 + 1 = 1
+    assert ConvTranspose2d((1, 1), (1, 1)).output_size == (1, 1)
+    # (2-1)*1 - 2*1 + 1*(2-1) + 0 + 1 = 1 high after cropping, (3-1) + 1 + 1 = 4 wide
+    assert ConvTranspose2d((2, 3), (2, 2), padding=(1, 0)).output_size == (1, 4)
+    # exactly the limit of multiplications: 1 * 100 * 100 * 1 * 5 * 5
+    assert MAX_PRODUCTS == 250_000
+    assert ConvTranspose2d((100, 100), (5, 5)).products == MAX_PRODUCTS
+
+
+def test_padding_error_shows_the_arithmetic():
+    # height: (2-1)*2 - 2*2 + 1*(2-1) + 0 + 1 = 0
+    with pytest.raises(SpecError) as err:
+        ConvTranspose2d((2, 4), (2, 2), stride=2, padding=(2, 0))
+    assert err.value.field_name == "padding"
+    assert err.value.rule == (
+        "too large: output height (H-1)*s - 2p + d(k-1) + output_padding + 1"
+        " = 1*2 - 2*2 + 1*1 + 0 + 1 = 0; it must be at least 1"
+    )
+    # width: (3-1)*1 - 2*3 + 2*(2-1) + 1 + 1 = 0 (output padding below the dilation)
+    with pytest.raises(SpecError) as err:
+        ConvTranspose2d((4, 3), (1, 2), padding=(0, 3), dilation=2, output_padding=(0, 1))
+    assert err.value.rule == (
+        "too large: output width (H-1)*s - 2p + d(k-1) + output_padding + 1"
+        " = 2*1 - 2*3 + 2*1 + 1 + 1 = 0; it must be at least 1"
+    )
+
+
+GRAD_A = r"\frac{\partial \mathcal{L}}{\partial a^{[%d]}}"
+GRAD_W = r"\frac{\partial \mathcal{L}}{\partial W^{[%d]}}"
+GRAD_Z = r"\frac{\partial \mathcal{L}}{\partial z^{[%d]}}"
+
+
+def test_identity_latex_names_the_settings_that_matter():
+    # Written out by hand: the forward gather pads by d (k - 1) - p and notes the dilation;
+    # dL/da is conv2d(dz, W) with the layer's stride, padding and dilation; dL/dW steps by
+    # the dilation over the input spread by the stride, so the two swap places in its note.
+    def latex(spec: ConvTranspose2d) -> dict[str, str]:
+        return {i.op: i.latex(spec) for i in CONV_TRANSPOSE2D.identities}
+
+    assert latex(ConvTranspose2d()) == {
+        "forward": r"z^{[2]} = \operatorname{pad}_{2}\big(\operatorname{spread}_{1}(a^{[1]})"
+                   r"\big) * \operatorname{rot180}(W^{[2]}) + b^{[2]}",
+        "dw": GRAD_W % 2 + " = " + GRAD_Z % 2 + " * a^{[1]}",
+        "da": GRAD_A % 1 + " = " + GRAD_Z % 2 + " * W^{[2]}",
+        "db": r"\frac{\partial \mathcal{L}}{\partial b^{[2]}} = \sum_{y,x} "
+              r"\frac{\partial \mathcal{L}}{\partial z^{[2]}_{y,x}}",
+    }
+    # k 3, stride 2, padding 1, dilation 1x2: padded by (1*2 - 1, 2*2 - 1) = (1, 3)
+    spec = ConvTranspose2d((3, 3), (3, 3), stride=2, padding=1, dilation=(1, 2),
+                           output_padding=1, filters=2, layer=3)
+    assert latex(spec) == {
+        "forward": r"z^{[3]} = \operatorname{pad}_{1\times3}\big(\operatorname{spread}_{2}"
+                   r"(a^{[2]})\big) * \operatorname{rot180}(W^{[3]}) + b^{[3]}"
+                   r"\quad \text{(dilation 1\times2)}",
+        "dw": GRAD_W % 3 + " = " + GRAD_Z % 3 + " * a^{[2]}"
+              r"\quad \text{(stride 1\times2, padding 1, dilation 2)}",
+        "da": GRAD_A % 2 + " = " + GRAD_Z % 3 + " * W^{[3]}"
+              r"\quad \text{(stride 2, padding 1, dilation 1\times2)}",
+        "db": r"\frac{\partial \mathcal{L}}{\partial b^{[3]}_o} = \sum_{y,x} "
+              r"\frac{\partial \mathcal{L}}{\partial z^{[3]}_{o,y,x}}",
+    }
+    # k 2, stride 2x1, no bias: padded by 1; dL/dW's note is the stride, as a dilation
+    spec = ConvTranspose2d((3, 3), (2, 2), stride=(2, 1), bias=False)
+    assert latex(spec) == {
+        "forward": r"z^{[2]} = \operatorname{pad}_{1}\big(\operatorname{spread}_{2\times1}"
+                   r"(a^{[1]})\big) * \operatorname{rot180}(W^{[2]})",
+        "dw": GRAD_W % 2 + " = " + GRAD_Z % 2 + r" * a^{[1]}\quad \text{(dilation 2\times1)}",
+        "da": GRAD_A % 1 + " = " + GRAD_Z % 2 + r" * W^{[2]}\quad \text{(stride 2\times1)}",
+        "db": r"\frac{\partial \mathcal{L}}{\partial b^{[2]}} = \sum_{y,x} "
+              r"\frac{\partial \mathcal{L}}{\partial z^{[2]}_{y,x}}",
+    }
