@@ -330,3 +330,164 @@ def test_dot_keeps_python_numbers_and_drops_zeros():
     # numeric on one side only: still the symbolic path, the same sums
     numeric = np.array([[2, 0, 1]])
     assert_identical(dot(numeric, right)[0, 0], sympy.Add(sympy.Mul(2, W[1]), W[3]))
+
+
+# ------------------------------------------------- the fast paths are the ones taken
+# The builder exists for speed (SymPy's evaluating constructors re-sort and re-flatten on
+# every call); these tests check that the cases a derivation consists of are assembled
+# directly, never handed to the evaluating constructors, and still equal their result.
+def _count_constructor_calls(monkeypatch, cls) -> list:
+    original = cls.__new__
+    calls = []
+
+    def counting(klass, *args, **kwargs):
+        calls.append(args)
+        return original(klass, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "__new__", staticmethod(counting))
+    return calls
+
+
+def test_total_of_distinct_cell_products_is_assembled_without_sympy_add(monkeypatch) -> None:
+    builder = CanonicalBuilder()
+    up = [sympy.Derivative(LOSS, Z[i, j]) for i in range(2) for j in range(2)]
+    terms = [builder.product([u, A[n]]) for n, u in enumerate(up)] + [W[5], A[7]]
+    calls = _count_constructor_calls(monkeypatch, sympy.Add)
+    got = builder.total(terms)
+    assert calls == []
+    monkeypatch.undo()
+    assert_identical(got, sympy.Add(*terms))
+
+
+def test_total_of_noncommutative_terms_is_sympys() -> None:
+    p, q = sympy.symbols("p q", commutative=False)
+    for terms in ([q, p], [p * q, q * p], [A[1], q]):
+        got = CanonicalBuilder().total(terms)
+        assert_identical(got, sympy.Add(*terms))
+        assert got.is_commutative is False
+
+
+def test_cells_max_of_one_base_does_not_evaluate(monkeypatch) -> None:
+    cells = [REAL[1, 10], REAL[1, 9], REAL[2, 1], REAL[1, 1]]
+    calls = _count_constructor_calls(monkeypatch, sympy.Max)
+    got = cells_max(cells)
+    assert calls == []
+    # anything else goes to SymPy's Max
+    cells_max([REAL[1], REAL_B[1]])
+    assert len(calls) == 1
+    monkeypatch.undo()
+    assert_same_max(got, cells)
+
+
+def test_dot_never_multiplies_by_a_zero_cell() -> None:
+    # zeros (padding cells, Python or SymPy) are skipped, not multiplied and dropped
+    left = np.array([[A[1], 0, sympy.S.Zero, A[2]], [0, A[3], 0, sympy.S.Zero]], dtype=object)
+    right = np.array([[W[1], 0], [W[2], sympy.S.Zero], [W[3], W[4]], [0, W[5]]], dtype=object)
+    builder = CanonicalBuilder()
+    seen: list[tuple] = []
+    original = builder.product
+
+    def product(factors):
+        seen.append(tuple(factors))
+        return original(factors)
+
+    builder.product = product  # type: ignore[method-assign]
+    got = dot(left, right, builder)
+    assert sorted(seen, key=str) == sorted([(A[1], W[1]), (A[2], W[5]), (A[3], W[2])], key=str)
+    assert_identical(got[0, 0], A[1] * W[1])
+    assert_identical(got[0, 1], A[2] * W[5])
+    assert_identical(got[1, 0], A[3] * W[2])
+    assert got[1, 1] is sympy.S.Zero
+    # numbers on one side only: still the builder's sums, not NumPy's ``@`` on objects
+    seen.clear()
+    column = np.array([[W[1]], [W[2]], [W[3]]], dtype=object)
+    mixed = dot(np.array([[2, 0, 1]]), column, builder)
+    assert seen == [(2, W[1]), (1, W[3])]
+    assert_identical(mixed[0, 0], sympy.Add(sympy.Mul(2, W[1]), W[3]))
+
+
+def test_merged_product_remembers_the_class_keys(monkeypatch) -> None:
+    # cold: each class's key is computed once and remembered under the class; warm: none
+    monkeypatch.setattr(arithmetic, "_MERGEABLE", {})
+    computed: list[type] = []
+    original = arithmetic._class_key
+
+    def class_key(cls: type) -> tuple[int, str]:
+        computed.append(cls)
+        return original(cls)
+
+    monkeypatch.setattr(arithmetic, "_class_key", class_key)
+    up, inner = _merge_cases()
+    factors = [up, inner]
+    cold = arithmetic._merged_product(factors)
+    heaviside_class = type(inner.args[0])
+    assert sorted(computed, key=str) == sorted([type(up), heaviside_class], key=str)
+    remembered = dict(arithmetic._MERGEABLE)
+    assert remembered == {type(up): original(type(up)),
+                          heaviside_class: original(heaviside_class)}
+    computed.clear()
+    warm = arithmetic._merged_product(factors)
+    assert computed == []
+    assert cold is not None and warm is not None
+    assert_identical(warm, sympy.Mul(*factors))
+    assert_identical(cold, warm)
+
+
+def test_builder_remembers_base_and_index_keys(monkeypatch) -> None:
+    # a layer's cells share a few bases and small integers: each key is computed once
+    cells = [A[1, 2], A[2, 1], REAL_A[1, 1], A[2, 2]]
+    later = [A[1, 1], REAL_A[2, 2]]
+    want = [canonical_key(cell) for cell in cells + later]
+    computed: list[sympy.Basic] = []
+    original = arithmetic.canonical_key
+
+    def canonical(expr: sympy.Basic) -> tuple:
+        if isinstance(expr, sympy.IndexedBase | sympy.Integer):  # not the nested parts
+            computed.append(expr)
+        return original(expr)
+
+    monkeypatch.setattr(arithmetic, "canonical_key", canonical)
+    builder = CanonicalBuilder()
+    keys = [builder.key(cell) for cell in cells]
+    assert computed == [A, sympy.Integer(1), sympy.Integer(2), REAL_A]
+    computed.clear()
+    keys += [builder.key(cell) for cell in later]
+    assert computed == []
+    assert keys == want
+
+
+def test_products_a_derivation_builds_are_assembled_without_sympy_mul(monkeypatch) -> None:
+    up, inner = _merge_cases()
+    x = sympy.Symbol("x")
+    cases = [
+        [A[1]],  # one cell
+        [up, A[1]],  # the chain rule's upstream cell times one cell
+        [A[2], up],
+        [up, inner],  # a cell times a product of other classes: merged
+        [inner, up],
+        [A[1], up, inner],
+        [x, A[1], up],  # factors of different classes: ordered by class
+        [A[3], A[1], W[2]],  # cells of one class: sorted by key
+        [A[2], sympy.S.One, W[2]],  # ones dropped
+        [A[2], sympy.S.One],
+        [sympy.S.One, sympy.S.One],
+        [A[1], sympy.S.Zero, W[1]],  # zero
+        [A[1], 0],
+    ]
+    builder = CanonicalBuilder()
+    calls = _count_constructor_calls(monkeypatch, sympy.Mul)
+    built = [builder.product(factors) for factors in cases]
+    assert calls == []
+    # the cases SymPy must combine go to its Mul
+    builder.product([2, A[1]])
+    assert calls[0] == (2, A[1])
+    builder.product([A[1], A[1]])
+    assert (A[1], A[1]) in calls
+    monkeypatch.undo()
+    for factors, got in zip(cases, built, strict=True):
+        assert_identical(got, sympy.Mul(*factors))
+
+
+@pytest.mark.parametrize("factor", [2, sympy.Rational(1, 2), sympy.Symbol("x") + 1, A[1]])
+def test_product_of_one_factor_is_sympys(factor) -> None:
+    assert_identical(CanonicalBuilder().product([factor]), sympy.Mul(factor))

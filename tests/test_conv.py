@@ -5,7 +5,7 @@ import pytest
 import sympy
 from references import bind, evaluate, scipy_forward
 
-from convviz.conv import correlate, dilate, output_size, pad, rot180
+from convviz.conv import correlate, dilate, output_size, pad, rot180, zero_like
 
 # (C, H, W, F, kh, kw, stride, padding, dilation)
 SETTINGS = [
@@ -170,3 +170,77 @@ def test_dilate_and_rot180():
 )
 def test_output_size(size, kernel, stride, padding, dilation, expected):
     assert output_size(size, kernel, stride, padding, dilation) == expected
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "bias_shape", "message"),
+    [
+        pytest.param((1, 4, 4), (1, 2, 2, 2), None,
+                     "correlate: input (1, 4, 4) and kernel (1, 2, 2, 2) do not fit",
+                     id="channel-mismatch"),
+        pytest.param((4, 4), (1, 1, 2, 2), None,
+                     "correlate: input (4, 4) and kernel (1, 1, 2, 2) do not fit", id="2d-input"),
+        pytest.param((1, 4, 4), (1, 5, 5), None,
+                     "correlate: input (1, 4, 4) and kernel (1, 5, 5) do not fit",
+                     id="3d-kernel"),
+        pytest.param((1, 2, 3), (1, 1, 3, 3), None, "correlate: kernel larger than padded input",
+                     id="kernel-too-tall"),
+        pytest.param((1, 3, 2), (1, 1, 3, 3), None, "correlate: kernel larger than padded input",
+                     id="kernel-too-wide"),
+        pytest.param((1, 4, 4), (2, 1, 2, 2), (3,), "correlate: bias (3,) does not fit 2 filters",
+                     id="bias-mismatch"),
+        # the channel counts agree, but one of the arrays has the wrong number of axes
+        pytest.param((1, 1, 4, 4), (1, 1, 2, 2), None,
+                     "correlate: input (1, 1, 4, 4) and kernel (1, 1, 2, 2) do not fit",
+                     id="4d-input"),
+        pytest.param((1, 4, 4), (2, 1, 2), None,
+                     "correlate: input (1, 4, 4) and kernel (2, 1, 2) do not fit",
+                     id="3d-kernel-same-channels"),
+    ],
+)
+def test_correlate_errors_say_what_does_not_fit(x_shape, w_shape, bias_shape, message):
+    bias = None if bias_shape is None else np.zeros(bias_shape)
+    with pytest.raises(ValueError) as caught:
+        correlate(np.zeros(x_shape), np.zeros(w_shape), bias=bias)
+    assert str(caught.value) == message
+
+
+def test_symbolic_pad_with_different_margins_on_each_side():
+    # (2, 2, 3) cells padded by 1 row on top, none below, 2 columns left, 1 right: (2, 3, 6)
+    a = sympy.IndexedBase("a")
+    sym = np.empty((2, 2, 3), dtype=object)
+    for pos in np.ndindex(sym.shape):
+        sym[pos] = a[pos]
+    padded = pad(sym, (1, 2), (0, 1))
+    assert padded.shape == (2, 3, 6)
+    for c, r, s in np.ndindex(padded.shape):
+        inside = 1 <= r < 3 and 2 <= s < 5
+        if inside:
+            assert padded[c, r, s] == a[c, r - 1, s - 2]
+        else:
+            assert padded[c, r, s] is sympy.S.Zero
+    numeric = pad(np.ones((2, 2, 3)), (1, 2), (0, 1))
+    np.testing.assert_array_equal(numeric != 0, padded != sympy.S.Zero)
+
+
+def test_dilate_keeps_leading_axes_and_the_cell_type():
+    x = np.arange(1, 7).reshape(2, 1, 3)
+    spread = dilate(x, (3, 2))
+    assert spread.dtype == x.dtype
+    np.testing.assert_array_equal(spread, [[[1, 0, 2, 0, 3]], [[4, 0, 5, 0, 6]]])
+    tall = dilate(np.array([[1.5], [2.5]]), (3, 1))
+    assert tall.dtype == np.float64
+    np.testing.assert_array_equal(tall, [[1.5], [0.0], [0.0], [2.5]])
+
+
+def test_padding_zeros_are_sympy_zeros_for_symbols_and_numbers_of_the_dtype_otherwise():
+    a = sympy.IndexedBase("a")
+    sym = np.array([[a[0], a[1]]], dtype=object)
+    assert zero_like(sym) is sympy.S.Zero
+    spread = dilate(sym, (1, 3))
+    assert [spread[0, 1], spread[0, 2]] == [0, 0]
+    assert spread[0, 1] is sympy.S.Zero and spread[0, 2] is sympy.S.Zero
+    for dtype in (np.float64, np.float32, np.int64):
+        zero = zero_like(np.ones(3, dtype=dtype))
+        assert type(zero) is dtype
+        assert zero == 0

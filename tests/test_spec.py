@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from convviz.spec import MAX_PRODUCTS, ConvSpec, SpecError, parse_pair, parse_shape
+from convviz.spec import MAX_PRODUCTS, ConvSpec, SpecError, pair_text, parse_pair, parse_shape
 
 # (input, kernel, stride, padding, dilation) -> output size, worked out by hand
 OUTPUT_SIZES = [
@@ -195,3 +195,125 @@ def test_parse_pair_bad(text, minimum):
     with pytest.raises(SpecError) as info:
         parse_pair("padding", text, minimum=minimum)
     assert info.value.field_name == "padding"
+
+
+SPEC_MESSAGES = [
+    pytest.param({"input_size": (0, 5)}, "input_size", "sizes must be at least 1, got (0, 5)",
+                 id="input-zero"),
+    pytest.param({"kernel_size": (3, 0)}, "kernel_size", "sizes must be at least 1, got (3, 0)",
+                 id="kernel-w-zero"),
+    pytest.param({"stride": (1, 0)}, "stride", "must be at least 1, got (1, 0)", id="stride"),
+    pytest.param({"dilation": (0, 1)}, "dilation", "must be at least 1, got (0, 1)",
+                 id="dilation"),
+    pytest.param({"padding": (0, -2)}, "padding", "must be 0 or more, got (0, -2)",
+                 id="padding"),
+    pytest.param({"channels": 0}, "channels", "must be an integer of at least 1, got 0",
+                 id="channels"),
+    pytest.param({"filters": True}, "filters", "must be an integer of at least 1, got True",
+                 id="filters-bool"),
+    pytest.param({"layer": 1.5}, "layer", "must be an integer of at least 1, got 1.5",
+                 id="layer-float"),
+    pytest.param({"bias": 1}, "bias", "must be True or False, got 1", id="bias"),
+    pytest.param({"stride": True}, "stride",
+                 "expected an integer or a pair of integers, got True", id="stride-bool"),
+    pytest.param({"stride": (1, 2, 3)}, "stride",
+                 "expected an integer or a pair of integers, got (1, 2, 3)", id="stride-triple"),
+    pytest.param({"stride": (True, 1)}, "stride",
+                 "expected an integer or a pair of integers, got (True, 1)", id="pair-of-bool"),
+    pytest.param({"dilation": (1.0, 2)}, "dilation",
+                 "expected an integer or a pair of integers, got (1.0, 2)", id="pair-of-float"),
+    pytest.param({"padding": "1"}, "padding",
+                 "expected an integer or a pair of integers, got '1'", id="text"),
+    # 6x6 input: a 3x4 kernel dilated by (1, 2) spans 3 rows and 2*3+1 = 7 columns
+    pytest.param({"kernel_size": (3, 4), "dilation": (1, 2)}, "kernel_size",
+                 "kernel width after dilation (7) is larger than the padded input width (6)",
+                 id="kernel-too-wide"),
+    pytest.param({"kernel_size": (7, 3)}, "kernel_size",
+                 "kernel height after dilation (7) is larger than the padded input height (6)",
+                 id="kernel-too-tall"),
+    # 398 * 398 outputs times 9 kernel cells
+    pytest.param({"input_size": (400, 400)}, "input_size",
+                 "layer too large to derive: the forward pass has 1,425,636 multiplications "
+                 "(limit 250,000)", id="too-large"),
+]
+
+
+@pytest.mark.parametrize(("changes", "field", "rule"), SPEC_MESSAGES)
+def test_invalid_specs_say_the_rule(changes, field, rule):
+    with pytest.raises(SpecError) as info:
+        ConvSpec(**{"input_size": (6, 6), "kernel_size": (3, 3), **changes})
+    assert (info.value.field_name, info.value.rule) == (field, rule)
+    assert str(info.value) == f"{field}: {rule}"
+
+
+def test_pairs_from_lists_and_single_numbers():
+    spec = ConvSpec([5, 4], 2, stride=[2, 1], padding=1, dilation=[1, 1])
+    assert (spec.input_size, spec.kernel_size, spec.stride, spec.padding) == (
+        (5, 4), (2, 2), (2, 1), (1, 1))
+    assert all(type(v) is tuple for v in (spec.input_size, spec.stride, spec.dilation))
+    # the smallest legal values pass
+    tiny = ConvSpec((1, 1), (1, 1), stride=1, padding=0, dilation=1, channels=1, filters=1,
+                    layer=1)
+    assert tiny.output_size == (1, 1)
+
+
+def test_describe_and_slug_name_every_setting():
+    spec = ConvSpec((5, 4), (2, 3), dilation=(2, 1), padding=(0, 1), channels=2, layer=3)
+    assert spec.describe() == "2x5x4 input, 2x3 kernel, padding 0x1, dilation 2x1"
+    assert spec.slug() == "2x5x4_k2x3_p0x1_d2x1_l3"
+    plain = ConvSpec((7, 7), (2, 2), stride=(1, 3), dilation=2, filters=4, layer=1)
+    assert plain.describe() == "7x7 input, 2x2 kernel, 4 filters, stride 1x3, dilation 2"
+    assert plain.slug() == "7x7_k2x2_f4_s1x3_d2_l1"
+    assert ConvSpec(bias=False).describe() == "6x6 input, 3x3 kernel, no bias"
+    assert ConvSpec(padding=1).slug() == "6x6_k3x3_p1"
+
+
+def test_gradients_are_shaped_like_their_arrays():
+    # 5x4 input padded (0, 1), 2x3 kernel dilated (2, 1): output (5 - 3 + 1, 6 - 3 + 1)
+    spec = ConvSpec((5, 4), (2, 3), dilation=(2, 1), padding=(0, 1), channels=2)
+    assert spec.full_shape("input") == spec.full_shape("grad_input") == (2, 5, 4)
+    assert spec.full_shape("grad_kernel") == (1, 2, 2, 3)
+    assert spec.full_shape("grad_bias") == (1,)
+    assert spec.full_shape("grad_output") == (1, 3, 4)
+    assert spec.display_shape("grad_input") == (2, 5, 4)
+    assert spec.display_shape("grad_kernel") == (2, 2, 3)
+    assert spec.display_shape("grad_bias") == ()
+    assert spec.display_shape("output") == spec.display_shape("grad_output") == (3, 4)
+
+
+@pytest.mark.parametrize(
+    ("text", "allowed", "rule"),
+    [
+        ("abc", (2, 3), "expected sizes like NxN or NxNxN with positive integers, got 'abc'"),
+        ("6", (2, 3), "expected NxN or NxNxN, got '6'"),
+        ("3x6x6", (2,), "expected NxN, got '3x6x6'"),
+        ("4x3", (1,), "expected N, got '4x3'"),
+        ("0x5", (2,), "sizes must be at least 1, got '0x5'"),
+    ],
+)
+def test_parse_shape_messages(text, allowed, rule):
+    with pytest.raises(SpecError) as info:
+        parse_shape("input_size", text, allowed=allowed)
+    assert (info.value.field_name, info.value.rule) == ("input_size", rule)
+
+
+@pytest.mark.parametrize(
+    ("text", "minimum", "rule"),
+    [
+        ("a", 1, "expected an integer like 2 or a pair like 2x1, got 'a'"),
+        ("2x", 1, "expected an integer like 2 or a pair like 2x1, got '2x'"),
+        ("0", 1, "must be at least 1, got '0'"),
+        ("3x-1", 0, "must be 0 or more, got '3x-1'"),
+        ("1x2", 2, "must be 2 or more, got '1x2'"),
+    ],
+)
+def test_parse_pair_messages(text, minimum, rule):
+    with pytest.raises(SpecError) as info:
+        parse_pair("padding", text, minimum=minimum)
+    assert (info.value.field_name, info.value.rule) == ("padding", rule)
+
+
+def test_pair_text():
+    assert pair_text((2, 2)) == "2"
+    assert pair_text((2, 1)) == "2x1"
+    assert pair_text((1, 2)) == "1x2"

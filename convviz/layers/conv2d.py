@@ -57,10 +57,6 @@ def _conv_input(parts: tuple[int, ...]) -> dict[str, Any]:
     return {"input_size": parts[-2:], "channels": parts[0] if len(parts) == 3 else 1}
 
 
-def _kernel(parts: tuple[int, ...]) -> dict[str, Any]:
-    return {"kernel_size": parts}
-
-
 OPTIONS = (
     input_option(
         (2, 3),
