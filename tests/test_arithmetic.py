@@ -491,3 +491,91 @@ def test_products_a_derivation_builds_are_assembled_without_sympy_mul(monkeypatc
 @pytest.mark.parametrize("factor", [2, sympy.Rational(1, 2), sympy.Symbol("x") + 1, A[1]])
 def test_product_of_one_factor_is_sympys(factor) -> None:
     assert_identical(CanonicalBuilder().product([factor]), sympy.Mul(factor))
+
+
+# ----------------------------------------- product: each shortcut is taken, and is exact
+# The chain rule multiplies tens of thousands of factors per layer; the builder's product
+# has a shortcut for each common case. Each test spies on the slower machinery the
+# shortcut exists to avoid (key computation, SymPy's evaluating Mul, the merge of
+# products) and checks the result against SymPy's own constructor.
+def _spy(monkeypatch, owner, name) -> list:
+    original = getattr(owner, name)
+    calls: list = []
+
+    def spying(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, spying)
+    return calls
+
+
+def test_product_of_one_cell_is_the_cell_without_computing_its_key(monkeypatch) -> None:
+    builder = CanonicalBuilder()
+    keys = _spy(monkeypatch, builder, "key")
+    for cell in (A[1, 2], sympy.Derivative(LOSS, Z[1, 1])):
+        assert builder.product([cell]) is cell
+    assert keys == []
+
+
+def test_product_of_two_cells_needs_no_class_keys_and_remembers_its_key(monkeypatch) -> None:
+    builder = CanonicalBuilder()
+    up = sympy.Derivative(LOSS, Z[2, 1])
+    for cell in (up, A[1, 3], A[2, 2], W[1, 1]):
+        builder.key(cell)  # the cells' own keys, as a derivation has them by then
+    classes = _spy(monkeypatch, arithmetic, "_class_key")
+    merges = _spy(monkeypatch, arithmetic, "_merged_product")
+    results = [builder.product(pair) for pair in ((up, A[1, 3]), (A[1, 3], up),
+                                                 (A[2, 2], W[1, 1]))]
+    assert classes == [] and merges == []
+    monkeypatch.undo()
+    for got, pair in zip(results, ((up, A[1, 3]), (A[1, 3], up), (A[2, 2], W[1, 1])),
+                         strict=True):
+        assert_identical(got, sympy.Mul(*pair))
+        # the product's key is remembered, and is its canonical key
+        assert builder._keys[id(got)] == (got, canonical_key(got))
+
+
+def test_product_of_factors_of_different_classes_needs_no_keys(monkeypatch) -> None:
+    # upstream cell, a Heaviside indicator and a cell: Basic.compare orders them by class
+    builder = CanonicalBuilder()
+    up = sympy.Derivative(LOSS, Z[1, 1])
+    step = sympy.Heaviside(A[1, 1] - A[1, 2], 0)
+    cases = [(up, step), (step, A[2, 1]), (A[2, 1], step, up)]
+    keys = _spy(monkeypatch, builder, "key")
+    merges = _spy(monkeypatch, arithmetic, "_merged_product")
+    results = [builder.product(list(case)) for case in cases]
+    assert keys == [] and merges == []
+    monkeypatch.undo()
+    for got, case in zip(results, cases, strict=True):
+        assert_identical(got, sympy.Mul(*case))
+
+
+def test_product_with_zero_or_one_among_different_classes_is_sympys() -> None:
+    builder = CanonicalBuilder()
+    up = sympy.Derivative(LOSS, Z[1, 1])
+    step = sympy.Heaviside(A[1, 1] - A[1, 2], 0)
+    assert builder.product([sympy.S.Zero, A[1, 1]]) is sympy.S.Zero
+    assert builder.product([up, sympy.S.Zero, step]) is sympy.S.Zero
+    assert_identical(builder.product([sympy.S.One, step]), step)
+    assert_identical(builder.product([up, sympy.S.One, step]), sympy.Mul(up, step))
+
+
+def test_product_with_a_noncommutative_factor_is_sympys() -> None:
+    p = sympy.Symbol("p", commutative=False)
+    step = sympy.Heaviside(A[1, 1] - A[1, 2], 0)
+    for factors in ([p, A[1, 1]], [step, p], [A[1, 1], p, step]):
+        got = CanonicalBuilder().product(factors)
+        assert_identical(got, sympy.Mul(*factors))
+        assert got.is_commutative is False
+
+
+def test_product_of_plain_factors_is_not_merged(monkeypatch) -> None:
+    # no factor is a product: there is nothing to merge, and three cells are sorted
+    builder = CanonicalBuilder()
+    merges = _spy(monkeypatch, arithmetic, "_merged_product")
+    factors = [W[2, 1], sympy.Derivative(LOSS, Z[1, 2]), A[1, 1]]
+    got = builder.product(factors)
+    assert merges == []
+    monkeypatch.undo()
+    assert_identical(got, sympy.Mul(*factors))
