@@ -579,3 +579,52 @@ def test_product_of_plain_factors_is_not_merged(monkeypatch) -> None:
     assert merges == []
     monkeypatch.undo()
     assert_identical(got, sympy.Mul(*factors))
+
+
+def test_product_of_three_cells_remembers_its_key_without_sympify(monkeypatch) -> None:
+    builder = CanonicalBuilder()
+    factors = [W[2, 1], A[1, 1], A[1, 2]]  # one class: the general path, with keys
+    sympified = _spy(monkeypatch, sympy, "sympify")
+    got = builder.product(factors)
+    assert sympified == []  # SymPy objects are taken as they are
+    monkeypatch.undo()
+    assert_identical(got, sympy.Mul(*factors))
+    assert builder._keys[id(got)] == (got, canonical_key(got))
+
+
+def test_product_with_a_repeated_cell_is_sympys_power() -> None:
+    # equal keys in the general path: SymPy's Mul makes the square
+    for factors in ([A[1, 1], W[1, 1], A[1, 1]], [A[2, 2], A[2, 2], A[1, 1]]):
+        assert_identical(CanonicalBuilder().product(factors), sympy.Mul(*factors))
+    assert_identical(CanonicalBuilder().product([A[1, 1], W[1, 1], A[1, 1]]),
+                     A[1, 1] ** 2 * W[1, 1])
+
+
+def test_product_rejects_a_string_factor_instead_of_parsing_it() -> None:
+    # a string is not an expression: sympify(strict=True) refuses to parse it
+    with pytest.raises(sympy.SympifyError):
+        CanonicalBuilder().product([A[1, 1], W[1, 1], "x + 1"])
+
+
+class _CountingList(list):
+    def __init__(self, items) -> None:
+        super().__init__(items)
+        self.lookups = 0
+
+    def index(self, *args):  # type: ignore[override]
+        self.lookups += 1
+        return super().index(*args)
+
+
+def test_class_keys_are_computed_once_per_class(monkeypatch) -> None:
+    counting = _CountingList(arithmetic.ordering_of_classes)
+    monkeypatch.setattr(arithmetic, "ordering_of_classes", counting)
+    monkeypatch.setattr(arithmetic, "_CLASS_KEYS", {})
+    first = arithmetic._class_key(sympy.Mul)
+    assert counting.lookups == 1
+    assert arithmetic._class_key(sympy.Mul) == first
+    assert counting.lookups == 1  # remembered
+    # Basic.compare's order: classes SymPy ranks by position, unknown ones after by name
+    assert first == (list(counting).index("Mul"), "")
+    unknown = type("Zeta9", (sympy.Basic,), {})
+    assert arithmetic._class_key(unknown) == (arithmetic._UNKNOWN, "Zeta9")
