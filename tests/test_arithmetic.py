@@ -628,3 +628,40 @@ def test_class_keys_are_computed_once_per_class(monkeypatch) -> None:
     assert first == (list(counting).index("Mul"), "")
     unknown = type("Zeta9", (sympy.Basic,), {})
     assert arithmetic._class_key(unknown) == (arithmetic._UNKNOWN, "Zeta9")
+
+
+def test_built_nodes_are_declared_commutative_not_worked_out(monkeypatch) -> None:
+    # SymPy's _from_args works out is_commutative over every argument (fuzzy_and) unless
+    # told; the builder knows its factors and terms are commutative and says so
+    import sympy.core.operations as operations
+
+    builder = CanonicalBuilder()
+    up = sympy.Derivative(LOSS, Z[1, 2])
+    step = sympy.Heaviside(A[1, 1] - A[1, 2], 0)
+    merge_up, inner = _merge_cases()
+    cells = (up, A[1, 3], W[2, 1], A[1, 1], A[2, 2])
+    for cell in cells:
+        builder.key(cell)  # keys as a derivation has them by then
+    largest = sympy.Max(A[1, 2], A[2, 2])
+    worked_out = _spy(monkeypatch, operations, "fuzzy_and")
+    got = {
+        "two cells": builder.product([up, A[1, 3]]),
+        "different classes": builder.product([up, step]),
+        "general": builder.product([W[2, 1], A[1, 1], A[2, 2]]),
+        "merged": arithmetic._merged_product([merge_up, inner]),
+        "total": builder.total([A[1, 1], W[2, 1]]),
+        "difference": difference(A[1, 1], largest),
+    }
+    assert worked_out == []
+    monkeypatch.undo()
+    want = {
+        "two cells": sympy.Mul(up, A[1, 3]),
+        "different classes": sympy.Mul(up, step),
+        "general": sympy.Mul(W[2, 1], A[1, 1], A[2, 2]),
+        "merged": sympy.Mul(merge_up, inner),
+        "total": sympy.Add(A[1, 1], W[2, 1]),
+        "difference": A[1, 1] - largest,
+    }
+    for name, node in got.items():
+        assert_identical(node, want[name])
+        assert node.is_commutative is True, name
