@@ -543,19 +543,23 @@ def test_indicator_nodes_equal_sympys_constructors(window: list[tuple[int, int]]
     check_indicators(shifted, window_indicators(shifted))
 
 
+def sympy_factors(cells: list[Any], n: int) -> list[Any]:
+    """The factors of [cells[n] is the first maximum] as SymPy's own ``Mul`` orders them."""
+    x, before, after = cells[n], cells[:n], cells[n + 1:]
+    expected = []
+    if before:
+        expected.append(sympy.Heaviside(x - sympy.Max(*before), 0))
+    if after:
+        expected.append(sympy.Heaviside(x - sympy.Max(*after), 1))
+    return list(sympy.Mul(*expected).args) if len(expected) == 2 else expected
+
+
 def check_indicators(cells: list[Any], factors: list[tuple[Any, ...]]) -> None:
     assert len(factors) == len(cells)
-    for n, x in enumerate(cells):
-        before, after = cells[:n], cells[n + 1:]
-        expected = []
-        if before:
-            expected.append(sympy.Heaviside(x - sympy.Max(*before), 0))
-        if after:
-            expected.append(sympy.Heaviside(x - sympy.Max(*after), 1))
+    for n in range(len(cells)):
         got = factors[n]
         assert first_maximum_indicator(cells, n) == got
-        assert list(got) == (list(sympy.Mul(*expected).args) if len(expected) == 2
-                             else expected)
+        assert list(got) == sympy_factors(cells, n)
         for node in got:
             assert_built_as_constructed(node)
             assert node.func(*node.args) == node
@@ -598,10 +602,7 @@ def test_symbol_windows_do_not_reuse_the_order_learned_for_indexed_cells(
     window = [c2, c0, c1]
     factors = window_indicators(window, [c0, c1, c2])
     for n, x in enumerate(window):
-        sides = ((window[:n], 0), (window[n + 1:], 1))
-        expected = [sympy.Heaviside(x - sympy.Max(*side), at) for side, at in sides if side]
-        want = list(sympy.Mul(*expected).args) if len(expected) == 2 else expected
-        assert list(factors[n]) == want, x
+        assert list(factors[n]) == sympy_factors(window, n), x
 
 
 def test_indicators_of_many_windows_equal_sympys_constructors(cold_caches: None) -> None:
@@ -615,13 +616,7 @@ def test_indicators_of_many_windows_equal_sympys_constructors(cold_caches: None)
         picks = {tuple(int(v) for v in rng.integers(1, 40, 3)) for _ in range(size)}
         cells = sorted((a[p] for p in picks), key=lambda c: c.indices)
         for n, got in enumerate(window_indicators(cells)):
-            x, before, after = cells[n], cells[:n], cells[n + 1:]
-            expected = []
-            if before:
-                expected.append(sympy.Heaviside(x - sympy.Max(*before), 0))
-            if after:
-                expected.append(sympy.Heaviside(x - sympy.Max(*after), 1))
-            want = list(sympy.Mul(*expected).args) if len(expected) == 2 else expected
+            want = sympy_factors(cells, n)
             assert list(got) == want
             assert [sympy.srepr(f) for f in got] == [sympy.srepr(f) for f in want]
 
@@ -850,13 +845,7 @@ def test_with_indicator_is_sympys_mul(rest: list[Any], n: int) -> None:
 
 def first_of(cells: list[Any], n: int) -> Any:
     """[cells[n] is the first maximum], from SymPy's constructors (row-major cells)."""
-    x, before, after = cells[n], cells[:n], cells[n + 1:]
-    factors = []
-    if before:
-        factors.append(sympy.Heaviside(x - sympy.Max(*before), 0))
-    if after:
-        factors.append(sympy.Heaviside(x - sympy.Max(*after), 1))
-    return sympy.Mul(*factors)
+    return sympy.Mul(*sympy_factors(cells, n))
 
 
 @pytest.fixture
