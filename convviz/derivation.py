@@ -241,7 +241,8 @@ def _derive(
     roles = [r for r in layer.variables if only is None or f"grad_{r}" in only]
     variables = [arrays[role] for role in roles]
     grads = chain_rule(
-        output, upstream, variables, engine=engine, builder=builder, derivative=layer.derivative
+        output, upstream, variables, engine=engine, builder=builder,
+        local_gradients=layer.local_gradients,
     )
     for role, grad in zip(roles, grads, strict=True):
         if layer.refine is not None:

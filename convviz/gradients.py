@@ -35,12 +35,15 @@ from numpy.typing import NDArray
 
 from convviz.arithmetic import CanonicalBuilder, cells_max, difference, heaviside
 
-__all__ = ["DerivativeRule", "Engine", "cells_in", "chain_rule", "partial"]
+__all__ = ["Engine", "LocalGradients", "cells_in", "chain_rule", "partial"]
 
 Engine = Literal["product-rule", "sympy"]
 
-#: A layer's own rule ``derivative(node, cell)``, ``None`` where it does not apply.
-DerivativeRule = Callable[[Any, Any], Any]
+#: A layer's own backward rule for one node of its forward expressions: ``rule(node)``
+#: gives ``d node / d cell`` for every cell in ``node``, as ``(cell, derivative)`` pairs
+#: (the way micrograd's ops push a gradient to each of their inputs), or ``None`` where
+#: the rule does not apply.
+LocalGradients = Callable[[Any], Sequence[tuple[Any, Any]] | None]
 
 
 #: Arguments of a Max that need no evaluation (the node already has them distinct).
@@ -73,16 +76,17 @@ def partial(
     term: sympy.Expr,
     variable: sympy.Expr,
     builder: CanonicalBuilder | None = None,
-    derivative: DerivativeRule | None = None,
+    local_gradients: LocalGradients | None = None,
 ) -> sympy.Expr:
     """Derivative of one addend ``term`` with respect to one cell ``variable``.
 
     The product rule is used where it is exact and cheap: when ``variable`` is one plain
     factor of a product and no other factor contains it, the derivative is the product of
     the other factors; when exactly one factor contains it, the other factors multiply
-    that factor's derivative. That factor is differentiated by the layer's ``derivative``
-    rule where it gives one; else ``Max`` of distinct arguments is differentiated into the
-    ``Heaviside`` form ``sympy.diff`` gives. Everything else goes to ``sympy.diff``.
+    that factor's derivative. That factor is differentiated by the layer's
+    ``local_gradients`` rule where it gives one; else ``Max`` of distinct arguments is
+    differentiated into the ``Heaviside`` form ``sympy.diff`` gives. Everything else goes
+    to ``sympy.diff``.
     """
     builder = builder or CanonicalBuilder()
     factors = sympy.Mul.make_args(term)
@@ -97,21 +101,30 @@ def partial(
     if inner is variable:
         return builder.product(rest)
     if len(factors) == 1:
-        return _derivative_of_one(inner, variable, derivative)
-    found = _derivative_of_one(inner, variable, derivative)
+        return _derivative_of_one(inner, variable, local_gradients)
+    found = _derivative_of_one(inner, variable, local_gradients)
     if found is sympy.S.Zero:
         return sympy.S.Zero
     return sympy.Mul(*rest, found)
 
 
+def _own(node: sympy.Expr, variable: sympy.Expr, rule: LocalGradients | None) -> Any:
+    """The layer rule's ``d node / d variable``, ``None`` where it gives none."""
+    if rule is None:
+        return None
+    for cell, found in rule(node) or ():
+        if cell == variable:
+            return found
+    return None
+
+
 def _derivative_of_one(
-    node: sympy.Expr, variable: sympy.Expr, derivative: DerivativeRule | None = None
+    node: sympy.Expr, variable: sympy.Expr, local_gradients: LocalGradients | None = None
 ) -> sympy.Expr:
     """Derivative of a single non-product node, with a fast path for ``Max`` of cells."""
-    if derivative is not None:
-        own = derivative(node, variable)
-        if own is not None:
-            return own
+    own = _own(node, variable, local_gradients)
+    if own is not None:
+        return own
     if isinstance(node, sympy.Max) and variable in node.args:
         others = [a for a in node.args if a is not variable]
         if len(others) == len(node.args):  # an equal cell, not the same object
@@ -133,22 +146,11 @@ def _derivative_of_one(
     return sympy.diff(node, variable)
 
 
-def _term_derivative(
-    term: sympy.Expr,
-    variable: sympy.Expr,
-    builder: CanonicalBuilder,
-    derivative: DerivativeRule | None,
-) -> sympy.Expr:
-    """:func:`partial` of a term that is not a plain product of cells.
-
-    A term that is one node (not a product) holding ``variable`` is its own only factor,
-    so the layer's rule, where it gives one, is what :func:`partial` would return.
-    """
-    if derivative is not None and type(term) is not sympy.Mul:
-        own = derivative(term, variable)
-        if own is not None:
-            return own
-    return partial(term, variable, builder, derivative)
+#: An occurrence of a variable in a term: the output position, the term, and how the
+#: term's derivative by the variable is known: the other factors of a product of
+#: distinct plain cells (``d(u w)/du = w``), the layer rule's derivative (a 1-tuple), or
+#: ``None`` (to be worked out by :func:`partial`).
+_Occurrence = tuple[int, sympy.Expr, tuple[Any, ...] | None]
 
 
 def chain_rule(
@@ -158,7 +160,7 @@ def chain_rule(
     *,
     engine: Engine = "product-rule",
     builder: CanonicalBuilder | None = None,
-    derivative: DerivativeRule | None = None,
+    local_gradients: LocalGradients | None = None,
 ) -> list[NDArray[Any]]:
     """Gradient of the loss with respect to every cell of each array in ``variables``.
 
@@ -174,9 +176,10 @@ def chain_rule(
         How each term is differentiated (see the module docstring).
     builder
         Shared canonical builder (remembers sort keys of cells).
-    derivative
-        The layer's own derivative rule for nodes of the forward expressions (see
-        :class:`~convviz.layers.base.LayerType`), ``"product-rule"`` engine only.
+    local_gradients
+        The layer's own backward rule for nodes of the forward expressions (see
+        :class:`~convviz.layers.base.LayerType`), ``"product-rule"`` engine only. A term
+        that is one such node is differentiated by every cell in it at once.
 
     Returns
     -------
@@ -185,13 +188,13 @@ def chain_rule(
     """
     if outputs.shape != upstream.shape:
         raise ValueError(f"chain_rule: outputs {outputs.shape} vs upstream {upstream.shape}")
+    if engine not in ("product-rule", "sympy"):
+        raise ValueError(f"chain_rule: unknown engine {engine!r}")
     builder = builder or CanonicalBuilder()
     wanted = {v for array in variables for v in array.flat if v is not sympy.S.Zero}
-    # variable -> list of (output position, term containing it, the other factors when the
-    # term is a product of distinct plain cells): the sparse graph edges
-    occurrences: dict[Any, list[tuple[int, sympy.Expr, tuple[Any, ...] | None]]] = (
-        defaultdict(list)
-    )
+    rule = local_gradients if engine == "product-rule" else None
+    # variable -> its occurrences: the sparse graph edges
+    occurrences: dict[Any, list[_Occurrence]] = defaultdict(list)
     flat_out = outputs.reshape(-1)
     flat_up = upstream.reshape(-1)
     for k, expr in enumerate(flat_out):
@@ -207,6 +210,14 @@ def chain_rule(
             seen: set[Any] = set()
             for factor in factors:
                 seen.update(cells_in(factor))
+            own = rule(term) if rule is not None and type(term) is not sympy.Mul else None
+            if own is not None:
+                # the layer's rule for a term that is one node, for all its cells at once
+                for cell, found in own:
+                    if cell in seen:
+                        seen.discard(cell)
+                        if cell in wanted:
+                            occurrences[cell].append((k, term, (found,)))
             for cell in seen:
                 if cell in wanted:
                     occurrences[cell].append((k, term, None))
@@ -214,11 +225,12 @@ def chain_rule(
     results = []
     for array in variables:
         result = np.empty(array.shape, dtype=object)
-        for pos, variable in np.ndenumerate(array):
+        flat = result.reshape(-1)
+        for n, variable in enumerate(array.flat):
             uses = occurrences.get(variable, ())
             if engine == "sympy":
                 sharing = sorted({k for k, _, _ in uses})
-                result[pos] = sympy.Add(
+                flat[n] = sympy.Add(
                     *(flat_up[k] * sympy.diff(flat_out[k], variable) for k in sharing)
                 )
             else:
@@ -229,11 +241,11 @@ def chain_rule(
                             flat_up[k],
                             (rest[0] if len(rest) == 1 else product(rest))
                             if rest is not None
-                            else _term_derivative(term, variable, builder, derivative),
+                            else partial(term, variable, builder, rule),
                         )
                     )
                     for k, term, rest in uses
                 ]
-                result[pos] = found[0] if len(found) == 1 else builder.total(found)
+                flat[n] = found[0] if len(found) == 1 else builder.total(found)
         results.append(result)
     return results

@@ -34,6 +34,11 @@ Term = tuple[sympy.Expr, tuple[Cell, ...]]
 
 
 _ONE = sympy.S.One
+
+
+def _first(pair: tuple[Any, ...]) -> Any:
+    return pair[0]
+
 _INTEGER = sympy.Integer
 #: SymPy's integer classes (``Integer`` and its singletons), for a quick check of indices.
 _INTEGER_CLASSES = frozenset(
@@ -165,36 +170,43 @@ class Reflector:
         return out
 
     def _walk_Mul(self, node: sympy.Mul, whole: Basic) -> list[Term]:
-        known = self._cells
-        plain = []
-        for arg in node.args:
-            # only cells are known: a new composite factor is not hashed to find that out
-            cell = known.get(arg) if type(arg) in _CELL_CLASSES else None
-            if cell is None:
+        by_id = self._by_id
+        args = node.args
+        hits = []
+        for arg in args:
+            # cells met before are known by id: a composite factor is not hashed
+            hit = by_id.get(id(arg))
+            if hit is None:
                 break
-            plain.append(cell)
+            hits.append(hit)
         else:  # a product of cells seen before: the common case, without dispatching
-            if len(set(plain)) == len(plain):
-                plain.sort(key=self._sort_key)
-                return [(sympy.S.One, tuple(plain))]
+            if len({h[0] for h in hits}) == len(hits):
+                hits.sort(key=_first)
+                return [(sympy.S.One, tuple(h[1] for h in hits))]
         coefficient: sympy.Expr = sympy.S.One
         found: dict[tuple[int, Index], Cell] = {}
         count = 0  # factors met, the cells of a composite factor counted once each
         key = self._sort_key
-        by_id = self._by_id
-        for arg in node.args:
-            if type(arg) in _CELL_CLASSES:
-                hit = by_id.get(id(arg)) or self._cell_hit(arg, whole)
+        factor_actions = self._actions[_FACTOR]
+        for arg in args:
+            hit = by_id.get(id(arg))
+            if hit is not None:
                 found[hit[0]] = hit[1]
                 count += 1
                 continue
+            action = factor_actions.get(type(arg))
+            if action is None:
+                action = self._action(arg, _FACTOR, whole)
+            if action == _CELL:
+                hit = self._cell_hit(arg, whole)
+                found[hit[0]] = hit[1]
+                count += 1
+                continue
+            if action == _ARG:  # a composite factor: its cells (plain is False from here)
+                self._collect(arg, whole, found)
+                continue
             if isinstance(arg, sympy.Number):
                 coefficient *= arg
-                continue
-            if isinstance(arg, _COMPOSITE) and not isinstance(arg, _NOT_COMPOSITE):
-                inside = self._collect(arg, whole)
-                found.update(inside)
-                count += len(inside)
                 continue
             sub = self._walk(arg, whole)
             if len(sub) != 1:
@@ -216,11 +228,13 @@ class Reflector:
 
     def _inside(self, node: Basic, whole: Basic) -> list[Cell]:
         """Every cell inside a node that is not a plain product (sorted, distinct)."""
-        found = self._collect(node, whole)
+        found = self._collect(node, whole, {})
         return [found[k] for k in sorted(found)]
 
-    def _collect(self, node: Basic, whole: Basic) -> dict[tuple[int, Index], Cell]:
-        """The cells inside a node that is not a plain product, by their sort keys.
+    def _collect(
+        self, node: Basic, whole: Basic, found: dict[tuple[int, Index], Cell]
+    ) -> dict[tuple[int, Index], Cell]:
+        """Add the cells inside a node that is not a plain product to ``found``, by key.
 
         The node's arguments are visited as :meth:`_walk` would visit them (the same
         methods decide what each node is, and the same nodes are errors), but only the
@@ -229,7 +243,6 @@ class Reflector:
         which is cheaper to look up than the node.
         """
         self.plain = False
-        found: dict[tuple[int, Index], Cell] = {}
         by_id = self._by_id
         tables = self._actions
         stack: list[tuple[tuple[Basic, ...], int]] = [(node.args, _ARG)]
@@ -238,13 +251,17 @@ class Reflector:
             args, context = pop()
             table = tables[context]
             for arg in args:
+                hit = by_id.get(id(arg))
+                if hit is not None:  # a cell met before
+                    found[hit[0]] = hit[1]
+                    continue
                 action = table.get(type(arg))
                 if action is None:
                     action = self._action(arg, context, whole)
                 if action >= 0:  # visit the arguments in that context
                     push((arg.args, action))
                 elif action == _CELL:
-                    hit = by_id.get(id(arg)) or self._cell_hit(arg, whole)
+                    hit = self._cell_hit(arg, whole)
                     found[hit[0]] = hit[1]
                 elif action == _WALK:  # a node only its method can take
                     for _, cells in self._walk(arg, whole):
@@ -254,7 +271,9 @@ class Reflector:
 
     def _cell_hit(self, node: Basic, whole: Basic) -> tuple[tuple[int, Index], Cell, Basic]:
         """``(sort key, cell, node)`` of a cell node, remembered by the node's ``id``."""
-        ((_, (cell,)),) = self._walk(node, whole)
+        cell = self._quick_cell(node)
+        if cell is None:
+            ((_, (cell,)),) = self._walk(node, whole)
         hit = (self._sort_key(cell), cell, node)  # the node keeps its id from being reused
         self._by_id[id(node)] = hit
         return hit
@@ -371,7 +390,7 @@ class Reflector:
             isinstance(i, sympy.Integer) for i in indices
         ):
             return None
-        cell = Cell(role, tuple(map(int, indices)))
+        cell = Cell(role, tuple([i.p for i in indices]))
         self._cells[node] = cell
         return cell
 

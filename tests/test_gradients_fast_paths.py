@@ -144,14 +144,13 @@ def test_product_of_distinct_plain_cells_takes_the_quick_path(
     references = [[_reference(outputs, upstream, v) for v in arr.flat] for arr in variables]
     rule_calls: list[Any] = []
 
-    def rule(node: Any, cell: Any) -> Any:
+    def rule(node: Any) -> Any:
         rule_calls.append(node)
         return None
 
     monkeypatch.setattr(gradients, "partial", _raising("partial"))
-    monkeypatch.setattr(gradients, "_term_derivative", _raising("_term_derivative"))
     monkeypatch.setattr(sympy, "diff", _raising("sympy.diff"))
-    found = chain_rule(outputs, upstream, variables, derivative=rule)
+    found = chain_rule(outputs, upstream, variables, local_gradients=rule)
     assert rule_calls == []
     for result, expected in zip(found, references, strict=True):
         assert [sympy.expand(r) for r in result.flat] == expected
@@ -187,17 +186,37 @@ def test_layer_rule_for_a_single_node_term_takes_the_quick_path(
     node = sympy.Max(a[0], a[1])
     outputs = np.array([node], dtype=object)
     upstream = np.array([sympy.Symbol("g")], dtype=object)
-    reference = _reference(outputs, upstream, a[0])
+    cells = np.array([a[0], a[1]], dtype=object)
+    references = [_reference(outputs, upstream, v) for v in cells.flat]
     rule_calls: list[Any] = []
 
-    def rule(found: Any, cell: Any) -> Any:
-        rule_calls.append((found, cell))
-        return sympy.Heaviside(cell - a[1])
+    def rule(found: Any) -> Any:
+        rule_calls.append(found)
+        return [(a[1], sympy.Heaviside(a[1] - a[0])), (a[0], sympy.Heaviside(a[0] - a[1]))]
 
     monkeypatch.setattr(gradients, "partial", _raising("partial"))
-    (da,) = chain_rule(outputs, upstream, [np.array([a[0]], dtype=object)], derivative=rule)
-    assert rule_calls == [(node, a[0])]
-    assert sympy.expand(da[0] - reference) == 0
+    (da,) = chain_rule(outputs, upstream, [cells], local_gradients=rule)
+    # asked once for the node, and every cell's derivative came from that answer
+    assert rule_calls == [node]
+    assert [sympy.expand(d) for d in da.flat] == references
+
+
+def test_a_cell_the_layer_rule_leaves_out_gets_the_general_rules(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    node = sympy.Max(a[0], a[1])
+    outputs = np.array([node], dtype=object)
+    upstream = np.array([sympy.Symbol("g")], dtype=object)
+    cells = np.array([a[0], a[1]], dtype=object)
+    marker = sympy.Symbol("own")
+
+    def rule(found: Any) -> Any:
+        return [(a[0], marker), (w[0], marker)]  # w[0] is not in the node: ignored
+
+    (da,) = chain_rule(outputs, upstream, [cells], local_gradients=rule)
+    assert da[0] == sympy.Symbol("g") * marker
+    # a[1], left out by the rule, is differentiated as sympy.diff would
+    assert sympy.expand(da[1] - _reference(outputs, upstream, a[1])) == 0
 
 
 def test_chain_rule_shares_one_builder_for_composite_terms_is_built_once(

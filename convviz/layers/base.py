@@ -326,9 +326,10 @@ class LayerType:
     refine
         Applied to every derived gradient cell (e.g. ``Heaviside(x)`` -> ``Heaviside(x, 0)``
         for PyTorch's ReLU'(0) = 0); identity by default.
-    derivative
-        ``derivative(node, cell)``: the layer's own derivative of one node of its forward
-        expressions by a cell in it, where PyTorch's rule is not SymPy's (max pooling's
+    local_gradients
+        ``local_gradients(node)``: the layer's own backward rule for one node of its
+        forward expressions, ``d node / d cell`` for every cell in it as ``(cell,
+        derivative)`` pairs, where PyTorch's rule is not SymPy's (max pooling's
         first-maximum indicator), or ``None`` to leave the node to the general rules. Used
         by the ``"product-rule"`` engine only; ``refine`` still applies to every gradient
         cell, and brings ``sympy.diff``'s result (the ``"sympy"`` engine) to the same form.
@@ -370,7 +371,7 @@ class LayerType:
     identities: tuple[Identity, ...] = ()
     reference: Callable[[Any, Mapping[str, NDArray[Any]]], NDArray[Any]] | None = None
     refine: Callable[[Any], Any] | None = None
-    derivative: Callable[[Any, Any], Any] | None = None
+    local_gradients: Callable[[Any], Sequence[tuple[Any, Any]] | None] | None = None
     padding: Callable[[Any, str], Pair] = field(default=lambda spec, role: (0, 0))
     window: Callable[[Any, str, tuple[int, ...]], list[Window]] | None = None
     forward_latex: Callable[[Any], str] | None = None

@@ -61,7 +61,7 @@ __all__ = [
     "MaxPool2d",
     "Pool2d",
     "first_maximum",
-    "first_maximum_derivative",
+    "first_maximum_gradients",
     "first_maximum_indicator",
     "window_indicators",
 ]
@@ -530,44 +530,6 @@ class _WindowIndicators:
     def __init__(self, size: int = 4096) -> None:
         self.size = size
         self._open: OrderedDict[frozenset[Any], dict[Any, tuple[Any, ...]]] = OrderedDict()
-        # id of a Max node -> (the node, which keeps the id, and each open cell's product)
-        self._maxima: dict[int, tuple[Any, dict[Any, Any]]] = {}
-
-    def derivative(self, node: Any, cell: Any) -> Any:
-        """The product of the factors for ``cell`` in the window ``node = Max(window)``.
-
-        ``None`` when ``node``'s arguments are not distinct cells of one array, one of
-        them ``cell``. The window is known by the node itself here (the chain rule asks
-        for each of its cells in turn), and forgotten as above.
-        """
-        import sympy
-
-        entry = self._maxima.get(id(node))
-        if entry is None or cell not in entry[1]:
-            args = node.args
-            if (
-                not any(a is cell for a in args)  # the chain rule asks by the node's own cells
-                or not all(type(a) is sympy.Indexed for a in args)
-                or len({a.args[0] for a in args}) != 1
-            ):
-                return None
-            ordered = sorted(args, key=_index)
-            one = sympy.S.One
-            products = {
-                c: (f[0] if len(f) == 1 else sympy.Mul._from_args(f, is_commutative=True))
-                if f
-                else one
-                for c, f in zip(ordered, window_indicators(ordered, args), strict=True)
-            }
-            entry = (node, products)
-            self._maxima[id(node)] = entry
-            if len(self._maxima) > self.size:
-                del self._maxima[next(iter(self._maxima))]
-        products = entry[1]
-        found = products.pop(cell)
-        if not products:
-            del self._maxima[id(node)]
-        return found
 
     def factors(
         self, cell: Any, others: tuple[Any, ...], printed: tuple[Any, ...] | None = None
@@ -654,20 +616,28 @@ def first_maximum(expr: Any) -> Any:
     return _canonical(sympy.Add, out) if changed else expr
 
 
-def first_maximum_derivative(node: Any, cell: Any) -> Any:
-    """``d Max(window) / d cell`` by PyTorch's tie rule: the first-maximum indicator.
+def first_maximum_gradients(node: Any) -> list[tuple[Any, Any]] | None:
+    """``d Max(window) / d cell`` for every cell of the window, by PyTorch's tie rule.
 
-    The chain rule's own derivative of a window's maximum (``LayerType.derivative``): for
-    ``Max`` of distinct cells of one array, one of them ``cell``, the product of the factors
-    of :func:`window_indicators` for ``cell`` (the window in row-major order), which is
-    what :func:`first_maximum` makes of ``sympy.diff``'s ``Heaviside(cell - Max(others))``.
+    Max pooling's own backward rule (``LayerType.local_gradients``): for ``Max`` of
+    distinct cells of one array, each cell's first-maximum indicator, the product of the
+    factors of :func:`window_indicators` (the window in row-major order), which is what
+    :func:`first_maximum` makes of ``sympy.diff``'s ``Heaviside(cell - Max(others))``.
     ``None`` for any other node.
     """
     import sympy
 
     if type(node) is not sympy.Max:
         return None
-    return _INDICATORS.derivative(node, cell)
+    args = node.args
+    if not all(type(a) is sympy.Indexed for a in args) or len({a.args[0] for a in args}) != 1:
+        return None
+    ordered = sorted(args, key=_index)
+    one, build = sympy.S.One, sympy.Mul._from_args
+    return [
+        (cell, (f[0] if len(f) == 1 else build(f, is_commutative=True)) if f else one)
+        for cell, f in zip(ordered, window_indicators(ordered, args), strict=True)
+    ]
 
 
 def _with_indicator(rest: list[Any], indicator: tuple[Any, ...]) -> Any:
@@ -825,7 +795,7 @@ def _declare(
     reference: Callable[[Any, Mapping[str, NDArray[Any]]], NDArray[Any]],
     rank: int,
     refine: Callable[[Any], Any] | None = None,
-    derivative: Callable[[Any, Any], Any] | None = None,
+    local_gradients: Callable[[Any], Any] | None = None,
 ) -> LayerType:
     return LayerType(
         name=name,
@@ -839,7 +809,7 @@ def _declare(
         identities=identities,
         reference=reference,
         refine=refine,
-        derivative=derivative,
+        local_gradients=local_gradients,
         padding=_padding,
         rank=rank,
     )
@@ -856,7 +826,7 @@ MAXPOOL2D = _declare(
     max_reference,
     30,
     refine=first_maximum,
-    derivative=first_maximum_derivative,
+    local_gradients=first_maximum_gradients,
 )
 
 AVGPOOL2D = _declare(

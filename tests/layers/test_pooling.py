@@ -621,28 +621,38 @@ def test_indicators_of_many_windows_equal_sympys_constructors(cold_caches: None)
             assert [sympy.srepr(f) for f in got] == [sympy.srepr(f) for f in want]
 
 
-def test_first_maximum_derivative_is_the_refined_diff(fresh_indicators: Any) -> None:
-    # the chain rule's own derivative of a window's Max equals sympy.diff refined
+def test_first_maximum_gradients_are_the_refined_diff(fresh_indicators: Any) -> None:
+    # max pooling's own backward rule for a window's Max equals sympy.diff refined, cell by
+    # cell, with the window's cells in row-major order
     a = sympy.IndexedBase("a", real=True)
     for window in ([(1, 1), (1, 2), (2, 1), (2, 2)], [(2, 9), (2, 10), (10, 9), (10, 10)],
                    [(3, 4), (3, 5)]):
         cells = [a[index] for index in window]
         node = sympy.Max(*cells)
-        for x in cells:
-            got = pooling_module.first_maximum_derivative(node, x)
+        got = pooling_module.first_maximum_gradients(node)
+        assert got is not None
+        assert [cell for cell, _ in got] == cells
+        for x, found in got:
             refined = first_maximum(sympy.diff(node, x))
-            assert got == refined and sympy.srepr(got) == sympy.srepr(refined)
-    assert pooling_module.first_maximum_derivative(a[1, 1] * a[1, 2], a[1, 1]) is None
-    assert not pooling_module._INDICATORS._maxima
+            assert found == refined and sympy.srepr(found) == sympy.srepr(refined)
+    assert pooling_module.first_maximum_gradients(a[1, 1] * a[1, 2]) is None
     assert not pooling_module._INDICATORS._open
+
+
+def test_first_maximum_gradients_leave_other_nodes_alone() -> None:
+    # Max nodes that are not one array's window, and nodes that are not Max
+    for node in (sympy.Max(RA[1, 1], SX), sympy.Max(RA[1, 1], RB[1, 2]),
+                 sympy.Max(RA[1, 1], RB[1, 2], RA[2, 2]), sympy.Max(RA[1, 1], 2 * RA[1, 2]),
+                 SX, RA[1, 1], sympy.Min(RA[1, 1], RA[1, 2]), sympy.exp(RA[1, 1])):
+        assert pooling_module.first_maximum_gradients(node) is None, node
 
 
 def test_window_cache_is_empty_after_a_derivation() -> None:
     import convviz.layers.pooling as pooling
 
     derive(MaxPool2d(input_size=(3, 4), kernel_size=2, stride=1))
+    derive(MaxPool2d(input_size=(3, 4), kernel_size=2, stride=1), engine="sympy")
     assert not pooling._INDICATORS._open
-    assert not pooling._INDICATORS._maxima
 
 
 def test_refined_gradients_hold_no_half() -> None:
@@ -936,36 +946,6 @@ def test_window_indicators_cache_is_bounded_and_rebuilds() -> None:
         cache.factors(RA[1, 1], (RA[1, 1],))
 
 
-def test_derivative_cache_is_bounded_and_forgets() -> None:
-    cache = pooling_module._WindowIndicators(size=1)
-    w1 = [RA[1, 1], RA[1, 2], RA[2, 1]]
-    w2 = [RA[3, 1], RA[3, 2]]
-    m1, m2 = sympy.Max(*w1), sympy.Max(*w2)
-    assert_identical(cache.derivative(m1, w1[1]), first_of(w1, 1))
-    assert list(cache._maxima) == [id(m1)]
-    assert_identical(cache.derivative(m2, w2[0]), first_of(w2, 0))
-    assert list(cache._maxima) == [id(m2)]  # m1 dropped beyond size
-    for n in (0, 2, 1):  # m1 rebuilt, then each cell served once
-        assert_identical(cache.derivative(m1, w1[n]), first_of(w1, n))
-    assert not cache._maxima  # m1 served in full (m2 was dropped when m1 came back)
-    assert_identical(cache.derivative(m2, w2[1]), first_of(w2, 1))
-    assert list(cache._maxima) == [id(m2)]
-    assert_identical(cache.derivative(m2, w2[0]), first_of(w2, 0))
-    assert not cache._maxima
-    # Max nodes that are not one array's window, asked about one of their own cells
-    for node in (sympy.Max(RA[1, 1], SX), sympy.Max(RA[1, 1], RB[1, 2]),
-                 sympy.Max(RA[1, 1], RB[1, 2], RA[2, 2]), sympy.Max(RA[1, 1], 2 * RA[1, 2])):
-        for cell in node.args:
-            assert cache.derivative(node, cell) is None, (node, cell)
-            assert pooling_module.first_maximum_derivative(node, cell) is None
-    lone = sympy.Max(RA[1, 1], RA[1, 2])
-    assert cache.derivative(lone, RA[2, 2]) is None  # not one of its cells
-    assert cache.derivative(sympy.Max(RA[1, 1], SX), RA[1, 1]) is None
-    assert cache.derivative(sympy.Max(RA[1, 1], RB[1, 2]), RA[1, 1]) is None
-    assert not cache._maxima
-    assert pooling_module.first_maximum_derivative(SX, SX) is None
-
-
 # ------------------------------------------------------------------------------ factory
 # MAXPOOL2D and AVGPOOL2D are built by _declare at import time, before mutmut switches
 # mutants per call: call it again here, with hand-written expectations for every field.
@@ -979,14 +959,14 @@ def test_declare_factory_fills_every_field() -> None:
     def refine(expr: Any) -> Any:
         return expr
 
-    def derivative(node: Any, cell: Any) -> Any:
+    def local_gradients(node: Any) -> Any:
         return None
 
     ops = pooling_module.MAX_OPS
     identities = pooling_module.AVG_IDENTITIES
     built = pooling_module._declare("pool-x", "PoolX", AvgPool2d, "one line", ops, forward,
                                     identities, reference, 42, refine=refine,
-                                    derivative=derivative)
+                                    local_gradients=local_gradients)
     assert built.name == "pool-x"
     assert built.torch_name == "PoolX"
     assert built.spec_class is AvgPool2d
@@ -995,7 +975,7 @@ def test_declare_factory_fills_every_field() -> None:
     assert [(a.role, a.short) for a in built.arrays] == [("input", "a"), ("output", "p")]
     assert built.ops is ops and built.identities is identities
     assert built.forward is forward and built.reference is reference
-    assert built.refine is refine and built.derivative is derivative
+    assert built.refine is refine and built.local_gradients is local_gradients
     assert built.rank == 42
     spec = AvgPool2d(input_size=(5, 5), kernel_size=3, padding=1)
     assert built.padding(spec, "input") == (1, 1)
@@ -1003,15 +983,15 @@ def test_declare_factory_fills_every_field() -> None:
     assert built.padding(spec, "grad_output") == (0, 0)
     plain = pooling_module._declare("q", "Q", MaxPool2d, "s", ops, forward, identities,
                                     reference, 1)
-    assert plain.refine is None and plain.derivative is None
+    assert plain.refine is None and plain.local_gradients is None
     # the declared types, field by field
     assert MAX.summary == ("2-D max pooling, as torch.nn.MaxPool2d (gradient to each "
                            "window's first maximum)")
     assert AVG.summary == ("2-D average pooling, as torch.nn.AvgPool2d (padding counted in "
                            "the mean)")
     assert MAX.refine is first_maximum
-    assert MAX.derivative is pooling_module.first_maximum_derivative
-    assert AVG.refine is None and AVG.derivative is None
+    assert MAX.local_gradients is pooling_module.first_maximum_gradients
+    assert AVG.refine is None and AVG.local_gradients is None
     assert MAX.forward is pooling_module.max_forward and AVG.forward is pooling_module.avg_forward
     assert MAX.reference is pooling_module.max_reference
     assert AVG.reference is pooling_module.avg_reference
