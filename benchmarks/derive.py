@@ -126,7 +126,7 @@ LAYER_CASES: list[tuple[str, str, dict[str, Any], float]] = [
 ]
 
 
-def _pool_floor(spec: Any) -> None:
+def _pool_floor(spec: Any, maps: bool = False) -> None:
     """The least SymPy work a derivation of a max pool in the required form must do.
 
     ``derive --format json`` writes each gradient cell in SymPy's own functions, so the
@@ -138,14 +138,16 @@ def _pool_floor(spec: Any) -> None:
     hashing), then each product's cells gathered into two sets (the highlight map's
     content), with the garbage collector paused as :func:`convviz.derivation.derive`
     pauses it. No checks, no cache, no map objects: convviz does all of this and more.
+    With ``maps``, also the objects of both highlight maps (:func:`_bare_map_objects`),
+    made from what the nodes were built of, without walking them.
     """
     from convviz.derivation import paused_gc
 
     with paused_gc():
-        _bare_pool_nodes(spec)
+        _bare_pool_nodes(spec, maps)
 
 
-def _bare_pool_nodes(spec: Any) -> None:
+def _bare_pool_nodes(spec: Any, maps: bool) -> None:
     import sympy
 
     from convviz.symbolic import cells
@@ -177,6 +179,42 @@ def _bare_pool_nodes(spec: Any) -> None:
     found: list[tuple[set[Any], set[Any]]] = []
     for product, args in products:
         found.append(({product.args[0]}, set(args)))
+    if maps:
+        _bare_map_objects(spec, a, dp, forward, products)
+
+
+def _bare_map_objects(
+    spec: Any, a: Any, dp: Any, forward: list[Any], products: list[tuple[Any, Any]]
+) -> None:
+    """The highlight maps' objects, from what the bare nodes were built of (no walk).
+
+    One :class:`~convviz.highlights.Cell` per cell of ``a`` and ``dp`` and per target cell,
+    and one :class:`~convviz.highlights.Step` per output cell (forward) and per
+    (window, cell) product (da), each with its terms and highlights, the cells sorted as a
+    map holds them. Any implementation that returns these maps makes these objects.
+    """
+    import itertools
+
+    from convviz.highlights import Cell, Step
+
+    def cells_of(array: Any, role: str) -> dict[int, Cell]:
+        shape = array.shape
+        indices = itertools.product(*(range(1, n + 1) for n in shape))
+        pairs = zip(array.flat, indices, strict=True)
+        return {id(node): Cell(role, index) for node, index in pairs}
+
+    inputs, upstream = cells_of(a, "input"), cells_of(dp, "grad_output")
+    steps = []
+    out_index = itertools.product(*(range(1, n + 1) for n in spec.full_shape("output")))
+    for node, index in zip(forward, out_index, strict=True):
+        used = sorted(inputs[id(c)] for c in node.args)
+        steps.append(Step(Cell("output", index), (tuple(used),), ("1",),
+                          {"input": tuple(c.index for c in used)}))
+    for n, (product, args) in enumerate(products, 1):
+        used = sorted(inputs[id(c)] for c in args)
+        up = upstream[id(product.args[0])]
+        steps.append(Step(Cell("grad_input", (n,)), ((*used, up),), ("1",),
+                          {"input": tuple(c.index for c in used), "grad_output": (up.index,)}))
 
 
 def _layer_spec(job: dict[str, Any]) -> Any:
@@ -249,6 +287,8 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
         result = _allpairs(spec, job.get("sample", 0))
     elif mode == "floor":
         _pool_floor(spec)
+    elif mode == "floor-maps":
+        _pool_floor(spec, maps=True)
     else:
         raise ValueError(mode)
     result["seconds"] = time.perf_counter() - started

@@ -144,6 +144,24 @@ class CanonicalBuilder:
                     result = sympy.Mul._from_args((first, second), is_commutative=True)
                     self._keys[id(result)] = (result, (_MUL_CLASS, 2, key_a, key_b))
                     return result
+            if (
+                type(second) is sympy.Mul
+                and type(first) in _CELLS
+                and second.is_commutative
+                and first.is_commutative
+            ):
+                # a cell times a canonical product (the chain rule's upstream cell times
+                # a local derivative): when the cell's class sorts before the product's
+                # first factor's, it sorts before them all, and Mul leaves the product's
+                # factors alone if none is one it combines (numbers, powers, exp ...)
+                args = second.args
+                lead = _MERGEABLE.get(type(args[0]))
+                if (
+                    lead is not None
+                    and _class_key(type(first)) < lead
+                    and all(type(arg) in _MERGEABLE for arg in args)
+                ):
+                    return sympy.Mul._from_args((first, *args), is_commutative=True)
             if type(second) is sympy.Mul or type(first) is sympy.Mul:
                 merged = _merged_product(factors)
                 if merged is not None:
@@ -280,7 +298,7 @@ def cells_max(cells: Sequence[Basic]) -> Basic:
 
 
 def _printed_indices(cell: sympy.Indexed) -> str:
-    return ", ".join(str(int(i)) for i in cell.indices) + "]"
+    return ", ".join([str(i.p) for i in cell._args[1:]]) + "]"
 
 
 def heaviside(gap: Basic, at_zero: Basic = sympy.S.Half) -> Basic:

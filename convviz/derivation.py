@@ -246,9 +246,11 @@ def _derive(
     )
     for role, grad in zip(roles, grads, strict=True):
         if layer.refine is not None:
+            refine = layer.refine
             refined = np.empty(grad.shape, dtype=object)
-            for pos, value in np.ndenumerate(grad):
-                refined[pos] = layer.refine(value)
+            flat = refined.reshape(-1)
+            for n, value in enumerate(grad.flat):
+                flat[n] = refine(value)
             grad = refined
         arrays[f"grad_{role}"] = grad
     return Derivation(spec=spec, layer=layer, arrays=arrays, bases=bases)

@@ -191,10 +191,28 @@ def chain_rule(
     if engine not in ("product-rule", "sympy"):
         raise ValueError(f"chain_rule: unknown engine {engine!r}")
     builder = builder or CanonicalBuilder()
-    wanted = {v for array in variables for v in array.flat if v is not sympy.S.Zero}
+    # the cells to differentiate by, known by id (the forward expressions hold the very
+    # cell objects, and an id is cheaper to look up than a SymPy node); an equal cell
+    # that is another object is found by value and filed under the wanted one
+    wanted: dict[Any, Any] = {}
+    wanted_ids: dict[int, int] = {}  # id of a variable -> id of the wanted cell equal to it
+    for array in variables:
+        for v in array.flat:
+            if v is not sympy.S.Zero:
+                wanted_ids[id(v)] = id(wanted.setdefault(v, v))
     rule = local_gradients if engine == "product-rule" else None
-    # variable -> its occurrences: the sparse graph edges
-    occurrences: dict[Any, list[_Occurrence]] = defaultdict(list)
+    # id of a variable -> its occurrences: the sparse graph edges
+    occurrences: dict[int, list[_Occurrence]] = defaultdict(list)
+
+    def file(cell: Any, occurrence: _Occurrence) -> None:
+        key = wanted_ids.get(id(cell))
+        if key is None:
+            same = wanted.get(cell)
+            if same is None:
+                return
+            key = id(same)
+        occurrences[key].append(occurrence)
+
     flat_out = outputs.reshape(-1)
     flat_up = upstream.reshape(-1)
     for k, expr in enumerate(flat_out):
@@ -203,31 +221,32 @@ def chain_rule(
             if all(type(f) in _PLAIN for f in factors) and len(set(factors)) == len(factors):
                 # product rule: d(u w)/du = w, and u occurs nowhere else in the term
                 for n, factor in enumerate(factors):
-                    if factor in wanted:
-                        occurrences[factor].append((k, term, factors[:n] + factors[n + 1 :]))
+                    file(factor, (k, term, factors[:n] + factors[n + 1 :]))
                 continue
             # every cell that occurs anywhere in the term (inside Max, functions, powers)
             seen: set[Any] = set()
             for factor in factors:
                 seen.update(cells_in(factor))
             own = rule(term) if rule is not None and type(term) is not sympy.Mul else None
-            if own is not None:
+            if own is not None and len(own) == len(seen) and all(c in seen for c, _ in own):
                 # the layer's rule for a term that is one node, for all its cells at once
                 for cell, found in own:
-                    if cell in seen:
-                        seen.discard(cell)
-                        if cell in wanted:
-                            occurrences[cell].append((k, term, (found,)))
+                    file(cell, (k, term, (found,)))
+                continue
             for cell in seen:
-                if cell in wanted:
-                    occurrences[cell].append((k, term, None))
+                if own is not None:  # the rule left cells out: take what it gives
+                    found = next((d for c, d in own if c == cell), None)
+                    if found is not None:
+                        file(cell, (k, term, (found,)))
+                        continue
+                file(cell, (k, term, None))
 
     results = []
     for array in variables:
         result = np.empty(array.shape, dtype=object)
         flat = result.reshape(-1)
         for n, variable in enumerate(array.flat):
-            uses = occurrences.get(variable, ())
+            uses = occurrences.get(wanted_ids.get(id(variable), 0), ())
             if engine == "sympy":
                 sharing = sorted({k for k, _, _ in uses})
                 flat[n] = sympy.Add(

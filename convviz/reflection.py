@@ -170,61 +170,57 @@ class Reflector:
         return out
 
     def _walk_Mul(self, node: sympy.Mul, whole: Basic) -> list[Term]:
-        by_id = self._by_id
-        args = node.args
-        hits = []
-        for arg in args:
-            # cells met before are known by id: a composite factor is not hashed
-            hit = by_id.get(id(arg))
-            if hit is None:
-                break
-            hits.append(hit)
-        else:  # a product of cells seen before: the common case, without dispatching
-            if len({h[0] for h in hits}) == len(hits):
-                hits.sort(key=_first)
-                return [(sympy.S.One, tuple(h[1] for h in hits))]
         coefficient: sympy.Expr = sympy.S.One
         found: dict[tuple[int, Index], Cell] = {}
         count = 0  # factors met, the cells of a composite factor counted once each
-        key = self._sort_key
+        by_id = self._by_id
         factor_actions = self._actions[_FACTOR]
-        for arg in args:
-            hit = by_id.get(id(arg))
-            if hit is not None:
-                found[hit[0]] = hit[1]
-                count += 1
-                continue
+        for arg in node._args:
             action = factor_actions.get(type(arg))
             if action is None:
                 action = self._action(arg, _FACTOR, whole)
             if action == _CELL:
-                hit = self._cell_hit(arg, whole)
+                # a cell met before is known by id: the node is not hashed
+                hit = by_id.get(id(arg)) or self._cell_hit(arg, whole)
                 found[hit[0]] = hit[1]
                 count += 1
-                continue
-            if action == _ARG:  # a composite factor: its cells (plain is False from here)
+            elif action == _ARG:  # a composite factor: its cells (plain is False from here)
                 self._collect(arg, whole, found)
-                continue
-            if isinstance(arg, sympy.Number):
+            elif isinstance(arg, sympy.Number):
                 coefficient *= arg
-                continue
-            sub = self._walk(arg, whole)
-            if len(sub) != 1:
-                # a sum inside a product: the term is made of every cell of the sum
-                self.plain = False
-                for _, cs in sub:
-                    for c in cs:
-                        found[key(c)] = c
-                        count += 1
-                continue
-            if sub[0][0] is not sympy.S.One:
-                coefficient *= sub[0][0]
-            for c in sub[0][1]:
-                found[key(c)] = c
-                count += 1
+            else:
+                met, scale = self._walk_factor(arg, whole, found)
+                count += met
+                if scale is not _ONE:
+                    coefficient *= scale
         if len(found) != count:
             self.plain = False
-        return [(coefficient, tuple(found[k] for k in sorted(found)))]
+        if len(found) == 1:
+            return [(coefficient, tuple(found.values()))]
+        return [(coefficient, tuple([found[k] for k in sorted(found)]))]
+
+    def _walk_factor(
+        self, arg: Basic, whole: Basic, found: dict[tuple[int, Index], Cell]
+    ) -> tuple[int, sympy.Expr]:
+        """Add the cells of a factor only its method can take (a sum, a nested product).
+
+        Returns how many cells were met and the factor's coefficient.
+        """
+        key = self._sort_key
+        sub = self._walk(arg, whole)
+        count = 0
+        if len(sub) != 1:
+            # a sum inside a product: the term is made of every cell of the sum
+            self.plain = False
+            for _, cs in sub:
+                for c in cs:
+                    found[key(c)] = c
+                    count += 1
+            return count, _ONE
+        for c in sub[0][1]:
+            found[key(c)] = c
+            count += 1
+        return count, sub[0][0]
 
     def _inside(self, node: Basic, whole: Basic) -> list[Cell]:
         """Every cell inside a node that is not a plain product (sorted, distinct)."""
@@ -245,24 +241,20 @@ class Reflector:
         self.plain = False
         by_id = self._by_id
         tables = self._actions
-        stack: list[tuple[tuple[Basic, ...], int]] = [(node.args, _ARG)]
+        stack: list[tuple[tuple[Basic, ...], int]] = [(node._args, _ARG)]
         pop, push = stack.pop, stack.append
         while stack:
             args, context = pop()
             table = tables[context]
             for arg in args:
-                hit = by_id.get(id(arg))
-                if hit is not None:  # a cell met before
-                    found[hit[0]] = hit[1]
-                    continue
                 action = table.get(type(arg))
                 if action is None:
                     action = self._action(arg, context, whole)
-                if action >= 0:  # visit the arguments in that context
-                    push((arg.args, action))
-                elif action == _CELL:
-                    hit = self._cell_hit(arg, whole)
+                if action == _CELL:  # a cell met before is known by id
+                    hit = by_id.get(id(arg)) or self._cell_hit(arg, whole)
                     found[hit[0]] = hit[1]
+                elif action >= 0:  # visit the arguments in that context
+                    push((arg._args, action))
                 elif action == _WALK:  # a node only its method can take
                     for _, cells in self._walk(arg, whole):
                         for cell in cells:

@@ -421,13 +421,66 @@ def _before(left: Any, right: Any) -> bool:
     return order < 0
 
 
-#: Which cells of a window ``Basic.compare`` puts the "later" factor first for, by the
-#: class of its cells and the window's signature: the rank in printed order of each of its
-#: cells in row-major order. The factors' order depends on nothing else for cells of one
-#: class (see :func:`window_indicators`), so it is found by comparing once per class and
-#: signature (a few dozen at most for a layer). Cells of another class (``Symbol`` rather
-#: than ``Indexed``) compare by other rules, so they must not share the answer.
-_SWAPS: dict[tuple[type, tuple[int, ...]], tuple[bool, ...]] = {}
+#: How a window's factors are laid out, by the class of its cells and the window's
+#: signature (the row-major position of each cell in printed order): whether a cell goes
+#: before ``-Max`` in a gap, and for every cell in row-major order the positions of its
+#: earlier and later cells in printed order (the arguments of their ``Max``) and whether
+#: ``Basic.compare`` puts its "later" factor first. The factors' order depends on nothing
+#: else for cells of one class (see :func:`window_indicators`), so it is found by comparing
+#: once per class and signature (a few dozen at most for a layer). Cells of another class
+#: (``Symbol`` rather than ``Indexed``) compare by other rules, so they must not share it.
+_LAYOUTS: dict[
+    tuple[type, tuple[int, ...]],
+    tuple[bool, tuple[tuple[tuple[int, ...], tuple[int, ...], bool], ...]],
+] = {}
+
+
+def _factor(x: Any, side: Sequence[Any], at_zero: Any, cell_first: bool) -> Any:
+    """``Heaviside(x - Max(*side), at_zero)`` built as its constructors would return it.
+
+    ``side`` is in printed order (the ``Max``'s arguments, with its ``_argset``); a lone
+    cell is itself. ``cell_first``: whether ``x`` goes before ``-Max`` in the gap.
+    """
+    import sympy
+
+    new = sympy.Basic.__new__
+    if len(side) == 1:
+        largest = side[0]
+    else:
+        largest = new(sympy.Max, *side)
+        largest._argset = frozenset(side)
+    negative = new(sympy.Mul, sympy.S.NegativeOne, largest)
+    negative.is_commutative = True
+    gap = new(sympy.Add, x, negative) if cell_first else new(sympy.Add, negative, x)
+    gap.is_commutative = True
+    node = new(sympy.Heaviside, gap, at_zero)
+    node.nargs = _heaviside_nargs()
+    return node
+
+
+def _layout(
+    cells: Sequence[Any], order: tuple[int, ...]
+) -> tuple[bool, tuple[tuple[tuple[int, ...], tuple[int, ...], bool], ...]]:
+    """The layout of :data:`_LAYOUTS` for a window, found by comparing its factors."""
+    import sympy
+
+    last = len(cells) - 1
+    later = [cells[p] for p in order if p > 0]
+    probe = sympy.Basic.__new__(sympy.Mul, sympy.S.NegativeOne, later[0])
+    cell_first = _before(cells[0], probe)
+    plan = []
+    for n in range(last + 1):
+        earlier_at = tuple(p for p in order if p < n)
+        later_at = tuple(p for p in order if p > n)
+        swap = False
+        if earlier_at and later_at:
+            factors = [
+                _factor(cells[n], [cells[p] for p in side], at, cell_first)
+                for side, at in ((earlier_at, sympy.S.Zero), (later_at, sympy.S.One))
+            ]
+            swap = sympy.Basic.compare(*factors) > 0
+        plan.append((earlier_at, later_at, swap))
+    return cell_first, tuple(plan)
 
 
 def window_indicators(
@@ -446,56 +499,36 @@ def window_indicators(
     ``Max`` arguments: their counts, their order (the printed order) and, cell against cell,
     their indices as numbers (the row-major order). So windows of one size whose printed
     order is the same permutation of the row-major order get the same order of factors,
-    and it is compared for the first such window only.
+    and it is compared for the first such window only (:data:`_LAYOUTS`).
     """
     import sympy
 
-    if printed is None:
-        printed = sorted(cells, key=_printed_index)
-    rank = {cell: n for n, cell in enumerate(printed)}
-    signature = (type(cells[0]), tuple(rank[cell] for cell in cells))
-    swaps = _SWAPS.get(signature)
     last = len(cells) - 1
     if last == 0:
         return [()]
-    # The nodes are built as their constructors would return them (Max with its _argset in
-    # printed order, Mul, Add, Heaviside with nargs), inline: a layer builds a few of them
-    # for every input cell.
-    new, by_rank = sympy.Basic.__new__, rank.__getitem__
-    mul, add, maximum, heaviside = sympy.Mul, sympy.Add, sympy.Max, sympy.Heaviside
-    minus, nargs = sympy.S.NegativeOne, _heaviside_nargs()
-    cell_first: bool | None = None  # cell before -Max in the gap (by class: the same for all)
-
-    def indicator(x: Any, side: Sequence[Any], at_zero: Any) -> Any:
-        nonlocal cell_first
-        if len(side) == 1:
-            largest = side[0]
-        else:
-            args = sorted(side, key=by_rank)
-            largest = new(maximum, *args)
-            largest._argset = frozenset(args)
-        negative = new(mul, minus, largest)
-        negative.is_commutative = True
-        if cell_first is None:
-            cell_first = _before(x, negative)
-        gap = new(add, x, negative) if cell_first else new(add, negative, x)
-        gap.is_commutative = True
-        node = new(heaviside, gap, at_zero)
-        node.nargs = nargs
-        return node
-
-    learned: list[bool] = [False] * (last + 1)
+    if printed is None:
+        printed = sorted(cells, key=_printed_index)
+    at = {id(cell): n for n, cell in enumerate(cells)}
+    order = tuple([at.get(id(cell), -1) for cell in printed])
+    if -1 in order:  # equal cells that are other objects: found by value
+        by_value = {cell: n for n, cell in enumerate(cells)}
+        order = tuple([by_value[cell] for cell in printed])
+    signature = (type(cells[0]), order)
+    layout = _LAYOUTS.get(signature)
+    if layout is None:
+        layout = _LAYOUTS[signature] = _layout(cells, order)
+    cell_first, plan = layout
     zero, one = sympy.S.Zero, sympy.S.One
-    out: list[tuple[Any, ...]] = [(indicator(cells[0], cells[1:], one),)]
-    for n in range(1, last):
-        x = cells[n]
-        factors = (indicator(x, cells[:n], zero), indicator(x, cells[n + 1 :], one))
-        swap = swaps[n] if swaps is not None else sympy.Basic.compare(*factors) > 0
-        learned[n] = swap
-        out.append((factors[1], factors[0]) if swap else factors)
-    out.append((indicator(cells[last], cells[:last], zero),))
-    if swaps is None:
-        _SWAPS[signature] = tuple(learned)
+    out: list[tuple[Any, ...]] = []
+    for x, (earlier_at, later_at, swap) in zip(cells, plan, strict=True):
+        if not earlier_at:
+            out.append((_factor(x, [cells[p] for p in later_at], one, cell_first),))
+        elif not later_at:
+            out.append((_factor(x, [cells[p] for p in earlier_at], zero, cell_first),))
+        else:
+            first = _factor(x, [cells[p] for p in earlier_at], zero, cell_first)
+            second = _factor(x, [cells[p] for p in later_at], one, cell_first)
+            out.append((second, first) if swap else (first, second))
     return out
 
 
@@ -504,8 +537,9 @@ def first_maximum_indicator(cells: Sequence[Any], n: int) -> tuple[Any, ...]:
     return window_indicators(cells)[n]
 
 
-def _index(cell: Any) -> tuple[int, ...]:
-    return tuple(map(int, cell.indices))
+def _index(cell: Any) -> list[int]:
+    """A cell's indices as numbers: sorting by them is row-major order."""
+    return [i.p for i in cell.args[1:]]
 
 
 def _printed_index(cell: Any) -> str:

@@ -501,10 +501,10 @@ def test_torch_cross_check() -> None:
 # ---------------------------------------------------------------------- refine (tie rule)
 @pytest.fixture
 def cold_caches(monkeypatch: pytest.MonkeyPatch) -> None:
-    # window_indicators remembers the order of factors per window signature, _before the
+    # window_indicators remembers the layout of factors per window signature, _before the
     # order per pair of classes, for the whole process: start from empty tables so the
     # comparisons themselves run (and are checked), not answers left by earlier tests
-    monkeypatch.setattr(pooling_module, "_SWAPS", {})
+    monkeypatch.setattr(pooling_module, "_LAYOUTS", {})
     monkeypatch.setattr(pooling_module, "_CLASS_ORDER", {})
 
 
