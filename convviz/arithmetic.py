@@ -28,6 +28,7 @@ from sympy.core.basic import Basic, ordering_of_classes
 
 __all__ = [
     "CanonicalBuilder",
+    "before_products",
     "canonical_key",
     "cells_max",
     "difference",
@@ -319,10 +320,17 @@ def difference(left: Basic, right: Basic) -> Basic:
     different classes by class), so they are put in that order directly.
     """
     negated = sympy.Mul._from_args((sympy.S.NegativeOne, right), is_commutative=True)
-    terms = (left, negated) if _class_key(type(left)) <= _class_key(sympy.Mul) else (
-        negated, left
-    )
+    terms = (left, negated) if before_products(type(left)) else (negated, left)
     return sympy.Add._from_args(terms, is_commutative=True)
+
+
+def before_products(cls: type) -> bool:
+    """Whether a term of class ``cls`` goes before a product in a canonical sum.
+
+    ``Basic.compare`` orders terms of different classes by class alone, so a cell goes
+    before or after ``-Max(...)`` by its class.
+    """
+    return _class_key(cls) <= _MUL_CLASS
 
 
 def is_symbolic(array: NDArray[Any]) -> bool:

@@ -208,19 +208,17 @@ class Reflector:
         """
         key = self._sort_key
         sub = self._walk(arg, whole)
-        count = 0
         if len(sub) != 1:
-            # a sum inside a product: the term is made of every cell of the sum
+            # a sum inside a product: the term is made of every cell of the sum (and is
+            # not a plain product, whatever the count)
             self.plain = False
             for _, cs in sub:
                 for c in cs:
                     found[key(c)] = c
-                    count += 1
-            return count, _ONE
+            return 0, _ONE
         for c in sub[0][1]:
             found[key(c)] = c
-            count += 1
-        return count, sub[0][0]
+        return len(sub[0][1]), sub[0][0]
 
     def _inside(self, node: Basic, whole: Basic) -> list[Cell]:
         """Every cell inside a node that is not a plain product (sorted, distinct)."""
@@ -378,9 +376,7 @@ class Reflector:
         if role is None:
             return None
         indices = args[1:]
-        if not _INTEGER_CLASSES.issuperset(map(type, indices)) and not all(
-            isinstance(i, sympy.Integer) for i in indices
-        ):
+        if not _INTEGER_CLASSES.issuperset(map(type, indices)):
             return None
         cell = Cell(role, tuple([i.p for i in indices]))
         self._cells[node] = cell

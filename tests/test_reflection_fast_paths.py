@@ -241,6 +241,18 @@ def test_an_upstream_derivative_by_one_cell_takes_the_quick_path(
     assert r.terms(dz) == [(ONE, (DZ(0, 1),))]
 
 
+def test_a_cell_met_first_inside_a_composite_is_not_dispatched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    r = make()
+    walks = spy(monkeypatch, "_walk")
+    expr = sympy.exp(a[0]) * sympy.Max(a[1], w[2]) * g(1)
+    assert r.terms(expr) == [(ONE, (A(0), A(1), W(2), DZ(1)))]
+    # integer-indexed cells are read directly; only the product and the upstream
+    # derivative (not an Indexed) go through their methods
+    assert [type(n) for n in walks] == [sympy.Mul, sympy.Derivative]
+
+
 # ------------------------------------------------------------------ step_for
 def test_a_step_of_two_seen_cells_takes_the_quick_path(monkeypatch: pytest.MonkeyPatch) -> None:
     r = make()
@@ -287,7 +299,9 @@ def test_a_composite_factor_is_not_hashed_to_find_a_cell() -> None:
 # ------------------------------------------------------------------ errors and caches
 def test_an_undefined_function_error_names_the_whole_expression() -> None:
     f = sympy.Function("f")
-    for expr in (sympy.exp(f(a[0])) * w[0], (a[1] + sympy.exp(f(a[0]))) * w[0]):
+    x = sympy.Symbol("x")
+    for expr in (sympy.exp(f(a[0])) * w[0], (a[1] + sympy.exp(f(a[0]))) * w[0],
+                 sympy.Integral(a[1], x) * w[0]):
         with pytest.raises(ReflectionError) as caught:
             make().terms(expr)
         assert sympy.sstr(expr) in str(caught.value)

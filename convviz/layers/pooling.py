@@ -366,13 +366,6 @@ def avg_reference(spec: Pool2d, arrays: Mapping[str, NDArray[Any]]) -> NDArray[A
 # (the tests compare them with ``==`` against the evaluated constructors): evaluating
 # ``Max`` of distinct cells compares every pair (tens of milliseconds for four cells) only
 # to keep them all, and ``Heaviside``'s ``eval`` cannot decide the sign of ``a - Max(...)``.
-@functools.cache
-def _heaviside_nargs() -> Any:
-    import sympy
-
-    return sympy.Heaviside(sympy.Symbol("x"), 0).nargs
-
-
 def _compare_key() -> Callable[[Any], Any]:
     import sympy
 
@@ -422,65 +415,79 @@ def _before(left: Any, right: Any) -> bool:
 
 
 #: How a window's factors are laid out, by the class of its cells and the window's
-#: signature (the row-major position of each cell in printed order): whether a cell goes
-#: before ``-Max`` in a gap, and for every cell in row-major order the positions of its
-#: earlier and later cells in printed order (the arguments of their ``Max``) and whether
-#: ``Basic.compare`` puts its "later" factor first. The factors' order depends on nothing
-#: else for cells of one class (see :func:`window_indicators`), so it is found by comparing
-#: once per class and signature (a few dozen at most for a layer). Cells of another class
-#: (``Symbol`` rather than ``Indexed``) compare by other rules, so they must not share it.
+#: signature (the row-major position of each cell in printed order): for every cell in
+#: row-major order the positions of its earlier and later cells in printed order (the
+#: arguments of their ``Max``) and whether ``Basic.compare`` puts its "later" factor
+#: first. The factors' order depends on nothing else for cells of one class (see
+#: :func:`window_indicators`), so it is found by comparing once per class and signature
+#: (a few dozen at most for a layer). Cells of another class (``Symbol`` rather than
+#: ``Indexed``) compare by other rules, so they must not share it.
 _LAYOUTS: dict[
-    tuple[type, tuple[int, ...]],
-    tuple[bool, tuple[tuple[tuple[int, ...], tuple[int, ...], bool], ...]],
+    tuple[type, tuple[int, ...]], tuple[tuple[tuple[int, ...], tuple[int, ...], bool], ...]
 ] = {}
 
 
-def _factor(x: Any, side: Sequence[Any], at_zero: Any, cell_first: bool) -> Any:
+def _factor(x: Any, side: Sequence[Any], at_zero: Any) -> Any:
     """``Heaviside(x - Max(*side), at_zero)`` built as its constructors would return it.
 
     ``side`` is in printed order (the ``Max``'s arguments, with its ``_argset``); a lone
-    cell is itself. ``cell_first``: whether ``x`` goes before ``-Max`` in the gap.
+    cell is itself.
+    """
+    from convviz.arithmetic import before_products
+
+    return _factor_maker()(x, side, at_zero, before_products(type(x)))
+
+
+@functools.cache
+def _factor_maker() -> Callable[[Any, Sequence[Any], Any, bool], Any]:
+    """:func:`_factor`, with SymPy loaded (when first used) and bound.
+
+    The nodes are built inline as their constructors would return them (``Max`` with its
+    ``_argset``, ``Mul``, ``Add`` in canonical order, ``Heaviside`` with its ``nargs``): a
+    layer builds a few of them for every input cell. ``cell_first``: whether ``x`` goes
+    before ``-Max`` in the gap (by its class, :func:`~convviz.arithmetic.before_products`).
     """
     import sympy
 
-    new = sympy.Basic.__new__
-    if len(side) == 1:
-        largest = side[0]
-    else:
-        largest = new(sympy.Max, *side)
-        largest._argset = frozenset(side)
-    negative = new(sympy.Mul, sympy.S.NegativeOne, largest)
-    negative.is_commutative = True
-    gap = new(sympy.Add, x, negative) if cell_first else new(sympy.Add, negative, x)
-    gap.is_commutative = True
-    node = new(sympy.Heaviside, gap, at_zero)
-    node.nargs = _heaviside_nargs()
-    return node
+    new, maximum, mul, add, step = (
+        sympy.Basic.__new__, sympy.Max, sympy.Mul, sympy.Add, sympy.Heaviside
+    )
+    minus, nargs = sympy.S.NegativeOne, sympy.Heaviside(sympy.Symbol("x"), 0).nargs
+
+    def factor(x: Any, side: Sequence[Any], at_zero: Any, cell_first: bool) -> Any:
+        if len(side) == 1:
+            largest = side[0]
+        else:
+            largest = new(maximum, *side)
+            largest._argset = frozenset(side)
+        negative = new(mul, minus, largest)
+        negative.is_commutative = True
+        gap = new(add, x, negative) if cell_first else new(add, negative, x)
+        gap.is_commutative = True
+        node = new(step, gap, at_zero)
+        node.nargs = nargs
+        return node
+
+    return factor
 
 
 def _layout(
     cells: Sequence[Any], order: tuple[int, ...]
-) -> tuple[bool, tuple[tuple[tuple[int, ...], tuple[int, ...], bool], ...]]:
+) -> tuple[tuple[tuple[int, ...], tuple[int, ...], bool], ...]:
     """The layout of :data:`_LAYOUTS` for a window, found by comparing its factors."""
     import sympy
 
-    last = len(cells) - 1
-    later = [cells[p] for p in order if p > 0]
-    probe = sympy.Basic.__new__(sympy.Mul, sympy.S.NegativeOne, later[0])
-    cell_first = _before(cells[0], probe)
     plan = []
-    for n in range(last + 1):
+    for n in range(len(cells)):
         earlier_at = tuple(p for p in order if p < n)
         later_at = tuple(p for p in order if p > n)
         swap = False
-        if earlier_at and later_at:
-            factors = [
-                _factor(cells[n], [cells[p] for p in side], at, cell_first)
-                for side, at in ((earlier_at, sympy.S.Zero), (later_at, sympy.S.One))
-            ]
-            swap = sympy.Basic.compare(*factors) > 0
+        if earlier_at and later_at:  # a cell with two factors: which comes first
+            first = _factor(cells[n], [cells[p] for p in earlier_at], sympy.S.Zero)
+            second = _factor(cells[n], [cells[p] for p in later_at], sympy.S.One)
+            swap = sympy.Basic.compare(first, second) > 0
         plan.append((earlier_at, later_at, swap))
-    return cell_first, tuple(plan)
+    return tuple(plan)
 
 
 def window_indicators(
@@ -514,20 +521,22 @@ def window_indicators(
         by_value = {cell: n for n, cell in enumerate(cells)}
         order = tuple([by_value[cell] for cell in printed])
     signature = (type(cells[0]), order)
-    layout = _LAYOUTS.get(signature)
-    if layout is None:
-        layout = _LAYOUTS[signature] = _layout(cells, order)
-    cell_first, plan = layout
-    zero, one = sympy.S.Zero, sympy.S.One
+    plan = _LAYOUTS.get(signature)
+    if plan is None:
+        plan = _LAYOUTS[signature] = _layout(cells, order)
+    from convviz.arithmetic import before_products
+
+    zero, one, factor = sympy.S.Zero, sympy.S.One, _factor_maker()
+    cell_first = before_products(type(cells[0]))  # the cells are of one class
     out: list[tuple[Any, ...]] = []
     for x, (earlier_at, later_at, swap) in zip(cells, plan, strict=True):
         if not earlier_at:
-            out.append((_factor(x, [cells[p] for p in later_at], one, cell_first),))
+            out.append((factor(x, [cells[p] for p in later_at], one, cell_first),))
         elif not later_at:
-            out.append((_factor(x, [cells[p] for p in earlier_at], zero, cell_first),))
+            out.append((factor(x, [cells[p] for p in earlier_at], zero, cell_first),))
         else:
-            first = _factor(x, [cells[p] for p in earlier_at], zero, cell_first)
-            second = _factor(x, [cells[p] for p in later_at], one, cell_first)
+            first = factor(x, [cells[p] for p in earlier_at], zero, cell_first)
+            second = factor(x, [cells[p] for p in later_at], one, cell_first)
             out.append((second, first) if swap else (first, second))
     return out
 
@@ -667,9 +676,10 @@ def first_maximum_gradients(node: Any) -> list[tuple[Any, Any]] | None:
     if not all(type(a) is sympy.Indexed for a in args) or len({a.args[0] for a in args}) != 1:
         return None
     ordered = sorted(args, key=_index)
-    one, build = sympy.S.One, sympy.Mul._from_args
+    # a Max has two arguments at least, so every cell has one factor or two
+    build = sympy.Mul._from_args  # a lone factor is returned as it is
     return [
-        (cell, (f[0] if len(f) == 1 else build(f, is_commutative=True)) if f else one)
+        (cell, build(f, is_commutative=True))
         for cell, f in zip(ordered, window_indicators(ordered, args), strict=True)
     ]
 

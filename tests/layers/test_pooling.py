@@ -635,8 +635,81 @@ def test_first_maximum_gradients_are_the_refined_diff(fresh_indicators: Any) -> 
         for x, found in got:
             refined = first_maximum(sympy.diff(node, x))
             assert found == refined and sympy.srepr(found) == sympy.srepr(refined)
+            assert_built_as_constructed(found)  # products flagged commutative, as Mul does
     assert pooling_module.first_maximum_gradients(a[1, 1] * a[1, 2]) is None
     assert not pooling_module._INDICATORS._open
+
+
+def test_first_maximum_gradients_take_the_window_order_from_the_max(
+    monkeypatch: pytest.MonkeyPatch, cold_caches: None
+) -> None:
+    # the Max's arguments are the printed order already: they are not sorted again
+    def raising(cell: Any) -> Any:
+        raise AssertionError("the window was sorted into printed order again")
+
+    monkeypatch.setattr(pooling_module, "_printed_index", raising)
+    a = sympy.IndexedBase("a", real=True)
+    cells = [a[2, 9], a[2, 10], a[10, 9], a[10, 10]]
+    got = pooling_module.first_maximum_gradients(sympy.Max(*cells))
+    assert got is not None
+    assert [g for _, g in got] == [first_of(cells, n) for n in range(4)]
+
+
+def test_window_layout_is_worked_out_once_per_signature(
+    monkeypatch: pytest.MonkeyPatch, cold_caches: None
+) -> None:
+    calls: list[Any] = []
+    original = pooling_module._layout
+
+    def counted(cells: Any, order: Any) -> Any:
+        calls.append(order)
+        return original(cells, order)
+
+    monkeypatch.setattr(pooling_module, "_layout", counted)
+    a = sympy.IndexedBase("a", real=True)
+    for r, s in [(1, 1), (3, 3), (5, 1), (7, 7)]:  # one signature: printed = row-major
+        cells = [a[r, s], a[r, s + 1], a[r + 1, s], a[r + 1, s + 1]]
+        assert list(window_indicators(cells)) == [tuple(sympy_factors(cells, n))
+                                                  for n in range(4)]
+    assert calls == [(0, 1, 2, 3)]
+    # printed names compare as text: a[10, 10] < a[10, 9] < a[2, 10] < a[2, 9]
+    cells = [a[2, 9], a[2, 10], a[10, 9], a[10, 10]]
+    window_indicators(cells)
+    assert calls == [(0, 1, 2, 3), (3, 2, 1, 0)]
+
+
+def test_window_of_the_very_cells_is_not_hashed_to_find_their_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a = sympy.IndexedBase("a", real=True)
+    cells = [a[1, 1], a[1, 2], a[2, 1], a[2, 2]]
+    window_indicators(cells)  # the layout, once
+    hashes: list[Any] = []
+    original = sympy.Indexed.__hash__
+
+    def counted(self: Any) -> int:
+        hashes.append(self)
+        return original(self)
+
+    monkeypatch.setattr(sympy.Indexed, "__hash__", counted)
+    window_indicators(cells, cells)
+    # only the Max nodes' argument sets hash their cells: 3 + 2 + 2 + 3 (cells 1 to 4)
+    assert len(hashes) == 10
+
+
+def test_window_of_equal_cells_that_are_other_objects_is_found_by_value(
+    cold_caches: None,
+) -> None:
+    from convviz.symbolic import _indexed
+
+    a = sympy.IndexedBase("a", real=True)
+    for window in ([(1, 1), (1, 2), (2, 1), (2, 2)], [(2, 9), (2, 10), (10, 9), (10, 10)]):
+        cells = [a[index] for index in window]
+        printed = list(sympy.Max(*cells).args)
+        copies = [_indexed(a, c.indices, c) for c in printed]  # equal, not the same objects
+        assert copies == printed and all(c is not p for c, p in zip(copies, printed, strict=True))
+        got = window_indicators(cells, copies)
+        assert [list(f) for f in got] == [sympy_factors(cells, n) for n in range(4)]
 
 
 def test_first_maximum_gradients_leave_other_nodes_alone() -> None:
