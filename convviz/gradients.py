@@ -233,12 +233,7 @@ def chain_rule(
                 for cell, found in own:
                     file(cell, (k, term, (found,)))
                 continue
-            for cell in seen:
-                if own is not None:  # the rule left cells out: take what it gives
-                    found = next((d for c, d in own if c == cell), None)
-                    if found is not None:
-                        file(cell, (k, term, (found,)))
-                        continue
+            for cell in seen:  # (partial asks the rule again, for the cells it gives)
                 file(cell, (k, term, None))
 
     results = []

@@ -201,22 +201,69 @@ def test_layer_rule_for_a_single_node_term_takes_the_quick_path(
     assert [sympy.expand(d) for d in da.flat] == references
 
 
-def test_a_cell_the_layer_rule_leaves_out_gets_the_general_rules(
+def test_a_cell_the_layer_rule_leaves_out_gets_the_general_rules() -> None:
+    node = sympy.Max(a[0], a[1], a[2])
+    outputs = np.array([node], dtype=object)
+    upstream = np.array([sympy.Symbol("g")], dtype=object)
+    cells = np.array([a[0], a[1], a[2]], dtype=object)
+    marker = sympy.Symbol("own")
+
+    def rule(found: Any) -> Any:
+        return [(a[0], marker), (a[2], 2 * marker), (w[0], marker)]  # w[0]: not in the node
+
+    (da,) = chain_rule(outputs, upstream, [cells], local_gradients=rule)
+    assert da[0] == sympy.Symbol("g") * marker
+    assert da[2] == 2 * sympy.Symbol("g") * marker
+    # a[1], left out by the rule, is differentiated as sympy.diff would
+    assert sympy.expand(da[1] - _reference(outputs, upstream, a[1])) == 0
+
+
+def test_the_layer_rule_serves_every_term_of_a_sum() -> None:
+    outputs = np.array([sympy.Max(a[0], a[1]) + sympy.Max(a[2], a[3])], dtype=object)
+    upstream = np.array([sympy.Symbol("g")], dtype=object)
+    cells = np.array([a[0], a[1], a[2], a[3]], dtype=object)
+    markers = sympy.symbols("m0:4")
+
+    def rule(node: Any) -> Any:
+        return [(cell, markers[int(cell.indices[0])]) for cell in node.args]
+
+    (da,) = chain_rule(outputs, upstream, [cells], local_gradients=rule)
+    assert list(da) == [sympy.Symbol("g") * m for m in markers]
+
+
+def test_an_unknown_engine_is_refused_by_name() -> None:
+    outputs = np.array([a[0] * w[0]], dtype=object)
+    upstream = np.array([sympy.Symbol("g")], dtype=object)
+    with pytest.raises(ValueError, match=r"^chain_rule: unknown engine 'nope'$"):
+        chain_rule(outputs, upstream, [np.array([a[0]], dtype=object)],
+                   engine="nope")  # type: ignore[arg-type]
+
+
+def test_cells_of_the_forward_expressions_are_found_without_hashing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     node = sympy.Max(a[0], a[1])
     outputs = np.array([node], dtype=object)
     upstream = np.array([sympy.Symbol("g")], dtype=object)
-    cells = np.array([a[0], a[1]], dtype=object)
-    marker = sympy.Symbol("own")
+    cells = np.array(list(node.args), dtype=object)  # the very cell objects of the node
 
     def rule(found: Any) -> Any:
-        return [(a[0], marker), (w[0], marker)]  # w[0] is not in the node: ignored
+        return [(cell, sympy.S.One) for cell in found.args]
 
+    hashes: list[Any] = []
+    original = sympy.Indexed.__hash__
+
+    def counted(self: Any) -> int:
+        hashes.append(self)
+        return original(self)
+
+    monkeypatch.setattr(sympy.Indexed, "__hash__", counted)
     (da,) = chain_rule(outputs, upstream, [cells], local_gradients=rule)
-    assert da[0] == sympy.Symbol("g") * marker
-    # a[1], left out by the rule, is differentiated as sympy.diff would
-    assert sympy.expand(da[1] - _reference(outputs, upstream, a[1])) == 0
+    monkeypatch.undo()
+    assert list(da) == [sympy.Symbol("g"), sympy.Symbol("g")]
+    # each cell is hashed three times: into the wanted set, into the term's cells and to
+    # check the rule's cells against them; it is filed and found again by id
+    assert len(hashes) == 6
 
 
 def test_chain_rule_shares_one_builder_for_composite_terms_is_built_once(
