@@ -665,3 +665,42 @@ def test_built_nodes_are_declared_commutative_not_worked_out(monkeypatch) -> Non
     for name, node in got.items():
         assert_identical(node, want[name])
         assert node.is_commutative is True, name
+
+
+def test_cell_times_a_product_of_later_classes_is_merged_directly(monkeypatch) -> None:
+    # the chain rule's upstream cell times a local derivative (a product of indicators):
+    # the cell's class sorts before every factor's, so no merge or key is needed
+    builder = CanonicalBuilder()
+    up = sympy.Derivative(LOSS, Z[1, 1])
+    indicators = sympy.Mul(sympy.Heaviside(A[1, 1] - A[1, 2], 0),
+                           sympy.Heaviside(A[1, 1] - A[2, 1], 1))
+    with_cell = sympy.Mul(sympy.Heaviside(A[1, 1] - A[1, 2], 0), A[2, 2])
+    cases = [(up, indicators), (up, with_cell)]
+    for case in cases:
+        builder.product(list(case))  # the factors' classes, as a derivation has them by then
+    merges = _spy(monkeypatch, arithmetic, "_merged_product")
+    keys = _spy(monkeypatch, builder, "key")
+    results = [builder.product(list(case)) for case in cases]
+    assert merges == [] and keys == []
+    monkeypatch.undo()
+    for got, case in zip(results, cases, strict=True):
+        assert_identical(got, sympy.Mul(*case))
+
+
+def test_cell_times_a_product_it_sorts_inside_is_not_merged_directly() -> None:
+    # a factor of the product sorts before the cell (a Symbol before a Derivative, a
+    # Heaviside before an Indexed), or Mul would combine it (a power of the same cell):
+    # each is SymPy's product all the same
+    builder = CanonicalBuilder()
+    up = sympy.Derivative(LOSS, Z[1, 1])
+    x = sympy.Symbol("x")
+    step = sympy.Heaviside(A[1, 1] - A[1, 2], 0)
+    cases = [
+        (up, sympy.Mul(x, step)),  # x, then up, then the step
+        (A[2, 2], sympy.Mul(step, sympy.Heaviside(A[1, 1] - A[2, 1], 1))),
+        (A[2, 2], sympy.Mul(A[2, 2] ** 2, step)),
+        (up, sympy.Mul(2, step)),
+    ]
+    for first, rest in cases:
+        for _ in range(2):  # the second time with every class known
+            assert_identical(builder.product([first, rest]), sympy.Mul(first, rest))
