@@ -427,48 +427,37 @@ _LAYOUTS: dict[
 ] = {}
 
 
-def _factor(x: Any, side: Sequence[Any], at_zero: Any) -> Any:
+@functools.cache
+def _heaviside_nargs() -> Any:
+    import sympy
+
+    return sympy.Heaviside(sympy.Symbol("x"), 0).nargs
+
+
+def _factor(x: Any, side: Sequence[Any], at_zero: Any, cell_first: bool) -> Any:
     """``Heaviside(x - Max(*side), at_zero)`` built as its constructors would return it.
 
     ``side`` is in printed order (the ``Max``'s arguments, with its ``_argset``); a lone
-    cell is itself.
-    """
-    from convviz.arithmetic import before_products
-
-    return _factor_maker()(x, side, at_zero, before_products(type(x)))
-
-
-@functools.cache
-def _factor_maker() -> Callable[[Any, Sequence[Any], Any, bool], Any]:
-    """:func:`_factor`, with SymPy loaded (when first used) and bound.
-
-    The nodes are built inline as their constructors would return them (``Max`` with its
-    ``_argset``, ``Mul``, ``Add`` in canonical order, ``Heaviside`` with its ``nargs``): a
-    layer builds a few of them for every input cell. ``cell_first``: whether ``x`` goes
-    before ``-Max`` in the gap (by its class, :func:`~convviz.arithmetic.before_products`).
+    cell is itself. ``cell_first``: whether ``x`` goes before ``-Max`` in the gap (by its
+    class, :func:`~convviz.arithmetic.before_products`). The nodes are built inline
+    (``Max`` with its ``_argset``, ``Mul``, ``Add`` in canonical order, ``Heaviside`` with
+    its ``nargs``): a layer builds a few of them for every input cell.
     """
     import sympy
 
-    new, maximum, mul, add, step = (
-        sympy.Basic.__new__, sympy.Max, sympy.Mul, sympy.Add, sympy.Heaviside
-    )
-    minus, nargs = sympy.S.NegativeOne, sympy.Heaviside(sympy.Symbol("x"), 0).nargs
-
-    def factor(x: Any, side: Sequence[Any], at_zero: Any, cell_first: bool) -> Any:
-        if len(side) == 1:
-            largest = side[0]
-        else:
-            largest = new(maximum, *side)
-            largest._argset = frozenset(side)
-        negative = new(mul, minus, largest)
-        negative.is_commutative = True
-        gap = new(add, x, negative) if cell_first else new(add, negative, x)
-        gap.is_commutative = True
-        node = new(step, gap, at_zero)
-        node.nargs = nargs
-        return node
-
-    return factor
+    new = sympy.Basic.__new__
+    if len(side) == 1:
+        largest = side[0]
+    else:
+        largest = new(sympy.Max, *side)
+        largest._argset = frozenset(side)
+    negative = new(sympy.Mul, sympy.S.NegativeOne, largest)
+    negative.is_commutative = True
+    gap = new(sympy.Add, x, negative) if cell_first else new(sympy.Add, negative, x)
+    gap.is_commutative = True
+    node = new(sympy.Heaviside, gap, at_zero)
+    node.nargs = _heaviside_nargs()
+    return node
 
 
 def _layout(
@@ -477,14 +466,17 @@ def _layout(
     """The layout of :data:`_LAYOUTS` for a window, found by comparing its factors."""
     import sympy
 
+    from convviz.arithmetic import before_products
+
+    cell_first = before_products(type(cells[0]))
     plan = []
     for n in range(len(cells)):
         earlier_at = tuple(p for p in order if p < n)
         later_at = tuple(p for p in order if p > n)
         swap = False
         if earlier_at and later_at:  # a cell with two factors: which comes first
-            first = _factor(cells[n], [cells[p] for p in earlier_at], sympy.S.Zero)
-            second = _factor(cells[n], [cells[p] for p in later_at], sympy.S.One)
+            first = _factor(cells[n], [cells[p] for p in earlier_at], sympy.S.Zero, cell_first)
+            second = _factor(cells[n], [cells[p] for p in later_at], sympy.S.One, cell_first)
             swap = sympy.Basic.compare(first, second) > 0
         plan.append((earlier_at, later_at, swap))
     return tuple(plan)
@@ -526,7 +518,7 @@ def window_indicators(
         plan = _LAYOUTS[signature] = _layout(cells, order)
     from convviz.arithmetic import before_products
 
-    zero, one, factor = sympy.S.Zero, sympy.S.One, _factor_maker()
+    zero, one, factor = sympy.S.Zero, sympy.S.One, _factor
     cell_first = before_products(type(cells[0]))  # the cells are of one class
     out: list[tuple[Any, ...]] = []
     for x, (earlier_at, later_at, swap) in zip(cells, plan, strict=True):
