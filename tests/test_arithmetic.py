@@ -704,3 +704,17 @@ def test_cell_times_a_product_it_sorts_inside_is_not_merged_directly() -> None:
     for first, rest in cases:
         for _ in range(2):  # the second time with every class known
             assert_identical(builder.product([first, rest]), sympy.Mul(first, rest))
+
+
+def test_cell_times_a_product_of_disjoint_classes_is_merged_not_rebuilt(monkeypatch) -> None:
+    # a Heaviside sorts before an Indexed: no shortcut, but the classes are disjoint, so
+    # the factors are merged by class order rather than handed to Mul
+    builder = CanonicalBuilder()
+    step = sympy.Heaviside(A[1, 1] - A[1, 2], 0)
+    rest = sympy.Mul(step, sympy.Heaviside(A[1, 1] - A[2, 1], 1))
+    builder.product([A[2, 2], rest])
+    merges = _spy(monkeypatch, arithmetic, "_merged_product")
+    got = builder.product([A[2, 2], rest])
+    assert len(merges) == 1
+    monkeypatch.undo()
+    assert_identical(got, sympy.Mul(A[2, 2], rest))

@@ -261,6 +261,25 @@ def test_layer_rule_overrides_the_max_fast_path():
         assert sympy.expand(grad[0] - want) == 0, term
 
 
+def test_sympy_engine_differentiates_the_whole_output_expression(monkeypatch):
+    g = sympy.Symbol("g")
+    expr = r2 * sympy.tanh(r1)
+    calls = []
+    original = sympy.diff
+
+    def recording(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(sympy, "diff", recording)
+    (grad,) = chain_rule(np.array([expr], dtype=object), np.array([g], dtype=object),
+                         [np.array([r1], dtype=object)], engine="sympy")
+    monkeypatch.undo()
+    # the whole expression, not its tanh factor as the product rule would
+    assert calls == [(expr, r1)]
+    assert sympy.simplify(grad[0] - g * r2 * (1 - sympy.tanh(r1) ** 2)) == 0
+
+
 def test_sympy_engine_ignores_the_layer_rule():
     g = sympy.Symbol("g")
     rule = RecordingRule()
