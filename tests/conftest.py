@@ -40,3 +40,20 @@ def private_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(cache))
         yield cache
+
+
+@pytest.fixture
+def indexed_hashes(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every ``Indexed`` cell hashed while the test runs, in order (``monkeypatch.undo()``
+    stops the recording): speed shortcuts that find cells by ``id`` are pinned by it."""
+    import sympy
+
+    hashes: list[object] = []
+    original = sympy.Indexed.__hash__
+
+    def counted(self: object) -> int:
+        hashes.append(self)
+        return original(self)
+
+    monkeypatch.setattr(sympy.Indexed, "__hash__", counted)
+    return hashes

@@ -679,22 +679,15 @@ def test_window_layout_is_worked_out_once_per_signature(
 
 
 def test_window_of_the_very_cells_is_not_hashed_to_find_their_order(
-    monkeypatch: pytest.MonkeyPatch,
+    indexed_hashes: list[Any],
 ) -> None:
     a = sympy.IndexedBase("a", real=True)
     cells = [a[1, 1], a[1, 2], a[2, 1], a[2, 2]]
     window_indicators(cells)  # the layout, once
-    hashes: list[Any] = []
-    original = sympy.Indexed.__hash__
-
-    def counted(self: Any) -> int:
-        hashes.append(self)
-        return original(self)
-
-    monkeypatch.setattr(sympy.Indexed, "__hash__", counted)
+    indexed_hashes.clear()
     window_indicators(cells, cells)
     # only the Max nodes' argument sets hash their cells: 3 + 2 + 2 + 3 (cells 1 to 4)
-    assert len(hashes) == 10
+    assert len(indexed_hashes) == 10
 
 
 def test_window_of_equal_cells_that_are_other_objects_is_found_by_value(
