@@ -257,3 +257,42 @@ def test_cells_of_the_forward_expressions_are_found_without_hashing(
     # each cell is hashed three times: into the wanted set, into the term's cells and to
     # check the rule's cells against them; it is filed and found again by id
     assert len(indexed_hashes) == 6
+
+
+
+def test_chain_rule_shares_one_builder_for_composite_terms_is_built_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outputs = np.array([a[0] * sympy.Max(w[0], w[1]), sympy.exp(a[0]) * w[2]], dtype=object)
+    upstream = np.array([sympy.Symbol("g0"), sympy.Symbol("g1")], dtype=object)
+    variables = [np.array([a[0]], dtype=object), np.array([w[0], w[2]], dtype=object)]
+    references = [[_reference(outputs, upstream, v) for v in arr.flat] for arr in variables]
+    builder = CanonicalBuilder()
+    monkeypatch.setattr(gradients, "CanonicalBuilder", _raising("CanonicalBuilder()"))
+    found = chain_rule(outputs, upstream, variables, builder=builder)
+    for result, expected in zip(found, references, strict=True):
+        gaps = [sympy.expand(r - e) for r, e in zip(result.flat, expected, strict=True)]
+        assert gaps == [0] * len(expected)
+
+
+def test_max_of_several_cells_is_differentiated_without_sympy_add(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cases = [
+        (sympy.Max(a[0], a[1], a[2]), a[0]),
+        (sympy.Max(a[3], a[1], a[2], a[0]), a[2]),
+    ]
+    references = [sympy.diff(node, variable) for node, variable in cases]
+    flattened: list[Any] = []
+    flatten = sympy.Add.flatten.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: Any, seq: Any) -> Any:
+        flattened.append(seq)
+        return flatten(cls, seq)
+
+    sympy.core.cache.clear_cache()  # a cached sum would hide the construction
+    monkeypatch.setattr(sympy.Add, "flatten", classmethod(counted))
+    found = [_derivative_of_one(node, variable) for node, variable in cases]
+    assert flattened == []
+    monkeypatch.undo()
+    assert found == references
