@@ -34,12 +34,6 @@ Term = tuple[sympy.Expr, tuple[Cell, ...]]
 
 
 _ONE = sympy.S.One
-
-
-def _first(pair: tuple[Any, ...]) -> Any:
-    return pair[0]
-
-_INTEGER = sympy.Integer
 #: SymPy's integer classes (``Integer`` and its singletons), for a quick check of indices.
 _INTEGER_CLASSES = frozenset(
     {sympy.Integer, type(sympy.S.Zero), type(sympy.S.One), type(sympy.S.NegativeOne)}

@@ -502,6 +502,8 @@ def window_indicators(
     """
     import sympy
 
+    from convviz.arithmetic import before_products
+
     last = len(cells) - 1
     if last == 0:
         return [()]
@@ -516,8 +518,6 @@ def window_indicators(
     plan = _LAYOUTS.get(signature)
     if plan is None:
         plan = _LAYOUTS[signature] = _layout(cells, order)
-    from convviz.arithmetic import before_products
-
     zero, one, factor = sympy.S.Zero, sympy.S.One, _factor
     cell_first = before_products(type(cells[0]))  # the cells are of one class
     out: list[tuple[Any, ...]] = []
