@@ -189,8 +189,8 @@ def _grad(x: str) -> str:
 
 
 ARRAYS = (
-    ArrayDecl("input", "z", _z, "input", reading=2),
-    ArrayDecl("output", "a", _a, "output"),
+    ArrayDecl("input", "z", _z, "input", reading=2, axes="c"),
+    ArrayDecl("output", "a", _a, "output", axes="c"),
 )
 
 

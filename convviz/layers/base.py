@@ -209,7 +209,9 @@ class ArrayDecl:
         Spec attribute that must be true for the array to exist (``bias``); without it
         the array's cells are zero.
     axes
-        Letters naming the leading display axes in slice titles (``"fc"``: ``W_{f=1, c=2}``).
+        Letters naming the leading axes of the full shape (those before a map's rows and
+        columns) in slice titles: ``"fc"`` titles conv2d's kernel slices ``W_{f=1, c=2}``.
+        Axes a display shape drops are dropped from the title too (:meth:`lead_axes`).
     """
 
     role: str
@@ -223,6 +225,18 @@ class ArrayDecl:
     def label(self, spec: Any) -> str:
         """LaTeX title of the array."""
         return self.symbol(spec)
+
+    def lead_axes(self, full: Shape, display: Shape) -> str:
+        """The letters of the leading axes ``display`` keeps (``""`` if none are named).
+
+        A map's leading axes are all but its last two; a vector or a map whose
+        declaration names a different number of them has none named.
+        """
+        count = len(full) - 2
+        if count <= 0 or len(self.axes) != count:
+            return ""
+        kept = keep_mask(full, display)
+        return "".join(a for a, keep in zip(self.axes, kept, strict=False) if keep)
 
 
 @dataclass(frozen=True)

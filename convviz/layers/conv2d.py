@@ -83,10 +83,10 @@ _z = numbered("z")
 
 
 ARRAYS = (
-    ArrayDecl("input", "a", _a, "input", reading=2),
-    ArrayDecl("kernel", "W", _w, "param", reading=1),
+    ArrayDecl("input", "a", _a, "input", reading=2, axes="c"),
+    ArrayDecl("kernel", "W", _w, "param", reading=1, axes="fc"),
     ArrayDecl("bias", "b", _b, "param", reading=3, needs="bias"),
-    ArrayDecl("output", "z", _z, "output"),
+    ArrayDecl("output", "z", _z, "output", axes="f"),
 )
 
 OPS = (

@@ -287,11 +287,11 @@ def _scatter(spec: ConvTranspose2d) -> str:
 
 
 ARRAYS = (
-    ArrayDecl("input", "a", _a, "input", reading=2),
-    ArrayDecl("kernel", "W", _w, "param", reading=1),
+    ArrayDecl("input", "a", _a, "input", reading=2, axes="c"),
+    ArrayDecl("kernel", "W", _w, "param", reading=1, axes="cf"),
     ArrayDecl("bias", "b", _b, "param", reading=3, needs="bias"),
-    ArrayDecl("output", "z", _z, "output"),
-    ArrayDecl("scatter", "aW", _scatter, "value", reading=6),
+    ArrayDecl("output", "z", _z, "output", axes="f"),
+    ArrayDecl("scatter", "aW", _scatter, "value", reading=6, axes="c"),
 )
 
 OPS = (

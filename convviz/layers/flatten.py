@@ -186,7 +186,7 @@ def _f(spec: Flatten) -> str:
 
 
 ARRAYS = (
-    ArrayDecl("input", "a", _a, "input", reading=1),
+    ArrayDecl("input", "a", _a, "input", reading=1, axes="c"),
     ArrayDecl("output", "f", _f, "output"),
 )
 

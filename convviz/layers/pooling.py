@@ -289,8 +289,8 @@ def _p(spec: Pool2d) -> str:
 
 
 ARRAYS = (
-    ArrayDecl("input", "a", _a, "input", reading=2),
-    ArrayDecl("output", "p", _p, "output"),
+    ArrayDecl("input", "a", _a, "input", reading=2, axes="c"),
+    ArrayDecl("output", "p", _p, "output", axes="c"),
 )
 
 

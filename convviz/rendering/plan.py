@@ -203,18 +203,15 @@ def _slices(shape: Index) -> tuple[list[Index], int, int]:
     return leads, shape[-2], shape[-1]
 
 
-def _slice_title(label: str, role: str, lead: Index, shape: Index, axes: str = "") -> str:
+def _slice_title(label: str, lead: Index, axes: str) -> str:
+    r"""``W_{f=1,\,c=2}``: a slice's leading indices, named by the declared axis letters."""
     if not lead:
         return label
-    if axes and len(axes) == len(lead):
+    if len(axes) == len(lead):
         inner = r",\,".join(f"{a}={i}" for a, i in zip(axes, lead, strict=True))
-        return rf"{label}_{{{inner}}}"
-    if role in ("kernel", "grad_kernel") and len(shape) == 4:
-        return rf"{label}_{{f={lead[0]},\,c={lead[1]}}}"
-    if role in ("kernel", "grad_kernel"):
-        return rf"{label}_{{{lead[0]}}}"
-    axis = "c" if role in ("input", "grad_input") else "f"
-    return rf"{label}_{{{axis}={lead[0]}}}"
+    else:  # axes the declaration does not name
+        inner = ",".join(str(i) for i in lead)
+    return rf"{label}_{{{inner}}}"
 
 
 def axis_slots(n: int, needed: set[int]) -> list[int | None]:
@@ -264,7 +261,6 @@ def _array_plan(
     shape: Index,
     *,
     padding: tuple[int, int] = (0, 0),
-    kernel_axis: str = "",
     names: Mapping[str, str] | None = None,
     axes: str = "",
     needed: tuple[set[int], set[int]] = (set(), set()),
@@ -292,22 +288,17 @@ def _array_plan(
             for sc, cv in enumerate(col_slots, start=1):
                 if rv is None or cv is None:
                     labels[(sr, sc)] = _ELLIPSIS[(rv is None, cv is None)]
-        title = _slice_title(label, role, lead, shape, axes)
-        if kernel_axis and len(lead) == 1 and not axes:
-            title = rf"{label}_{{{kernel_axis}={lead[0]}}}"
+        title = _slice_title(label, lead, axes)
         grids.append(GridPlan(lead, len(row_slots), len(col_slots), padding, title, labels))
     return ArrayPlan(role, label, tuple(grids), positions, (names or SHORT_NAMES)[role])
 
 
-def _kernel_axis(derivation: Derivation) -> str:
+def _axes(derivation: Derivation, role: str) -> str:
+    """The declared letters of ``role``'s leading display axes (slice titles)."""
     spec = derivation.spec
-    if derivation.layer.name != "conv2d":
-        return ""
-    if spec.filters > 1 and spec.channels == 1:
-        return "f"
-    if spec.channels > 1 and spec.filters == 1:
-        return "c"
-    return ""
+    return derivation.layer.array(role).lead_axes(
+        spec.full_shape(role), spec.display_shape(role)
+    )
 
 
 def _spread(
@@ -341,7 +332,7 @@ def _spread(
             for c in range(1, cols + 1)
             if (r, c) not in labels
         )
-        title = _slice_title(label, role, lead, shape)
+        title = _slice_title(label, lead, _axes(derivation, role))
         grids.append(GridPlan(lead, rows, cols, (0, 0), title, labels, zeros))
     return ArrayPlan(role, label, tuple(grids), positions, names[role])
 
@@ -456,7 +447,6 @@ def plan_scene(
     map_op = decl.highlights_op
     hmap: HighlightMap = highlight_map(derivation, op, expressions=max_steps)
     steps = hmap.steps if max_steps is None else hmap.steps[:max_steps]
-    axis = _kernel_axis(derivation)
     names = {a.role: a.short for a in layer.all_arrays}
     reading = {a.role: a.reading for a in layer.all_arrays}
     shapes = {role: info.shape for role, info in hmap.arrays.items()}
@@ -468,9 +458,8 @@ def plan_scene(
             info.label,
             info.shape,
             padding=layer.padding(derivation.spec, role),
-            kernel_axis=axis if role in ("kernel", "grad_kernel") else "",
             names=names,
-            axes=layer.array(role).axes,
+            axes=_axes(derivation, role),
             needed=needed.get(role, (set(), set())),
         )
     geometry = (
@@ -487,7 +476,7 @@ def plan_scene(
         del plans[decl.target]
         info = derivation.array_info("output")
         plans["output"] = _array_plan("output", info.label, info.shape, names=names,
-                                      axes=layer.array("output").axes)
+                                      axes=_axes(derivation, "output"))
         step_plans = tuple(_scatter_steps(derivation, steps, names))
     else:
         step_plans = tuple(

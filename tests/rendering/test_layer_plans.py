@@ -115,3 +115,39 @@ def test_flatten_cells_travel_from_their_source_to_their_place(build_scene, op: 
         (c, i, j) = index if role == "input" else step.target.index
         (k,) = step.target.index if role == "input" else index
         assert k == c * 6 + (i - 1) * 3 + j - 6
+
+
+#: Slice subscripts, written by hand from PyTorch's layouts: (type, options, op, role,
+#: subscripts). conv2d's kernel is (out, in, kh, kw), conv-transpose2d's (in, out, kh, kw);
+#: pooling and activations keep their input's channels; an axis of size 1 is not drawn, so
+#: it is not named.
+TITLES = [
+    ("conv2d", {"input": "2x5x5", "kernel": "3", "filters": "2"}, "forward", "kernel",
+     [r"f=1,\,c=1", r"f=1,\,c=2", r"f=2,\,c=1", r"f=2,\,c=2"]),
+    ("conv2d", {"input": "5x5", "kernel": "3", "filters": "2"}, "dw", "grad_kernel",
+     ["f=1", "f=2"]),
+    ("conv2d", {"input": "2x5x5", "kernel": "3"}, "dw", "grad_kernel", ["c=1", "c=2"]),
+    ("conv2d", {"input": "2x5x5", "kernel": "3"}, "forward", "input", ["c=1", "c=2"]),
+    ("conv2d", {"input": "5x5", "kernel": "3", "filters": "3"}, "da", "grad_output",
+     ["f=1", "f=2", "f=3"]),
+    ("conv-transpose2d", {"input": "2x3x3", "kernel": "2", "filters": "3"}, "dw",
+     "grad_kernel", [rf"c={c},\,f={f}" for c in (1, 2) for f in (1, 2, 3)]),
+    ("conv-transpose2d", {"input": "3x3", "kernel": "2", "filters": "2"}, "forward-scatter",
+     "kernel", ["f=1", "f=2"]),
+    ("conv-transpose2d", {"input": "3x3", "kernel": "2", "filters": "2"}, "forward",
+     "output", ["f=1", "f=2"]),
+    ("maxpool2d", {"input": "2x4x4", "kernel": "2"}, "forward", "output", ["c=1", "c=2"]),
+    ("avgpool2d", {"input": "2x4x4", "kernel": "2"}, "da", "grad_output", ["c=1", "c=2"]),
+    ("relu", {"input": "2x3x3"}, "forward", "output", ["c=1", "c=2"]),
+    ("flatten", {"input": "2x2x2"}, "forward", "input", ["c=1", "c=2"]),
+]
+
+
+@pytest.mark.parametrize(("name", "options", "op", "role", "subscripts"), TITLES,
+                         ids=[f"{t[0]}-{t[2]}-{t[3]}-{t[1]['input']}" for t in TITLES])
+def test_slices_are_titled_by_their_axes(
+    name: str, options: dict[str, str], op: str, role: str, subscripts: list[str]
+) -> None:
+    plan = plan_scene(derive(layer_type(name).build(options)), op, max_steps=1)
+    array = next(a for a in plan.arrays if a.role == role)
+    assert [g.title for g in array.grids] == [f"{array.label}_{{{s}}}" for s in subscripts]
