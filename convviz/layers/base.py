@@ -450,7 +450,7 @@ class LayerType:
         raise KeyError(key)
 
     # ------------------------------------------------------------- building
-    def build(self, values: Mapping[str, Any], *, where: str = "") -> Any:
+    def build(self, values: Mapping[str, Any]) -> Any:
         """A spec from option values by TOML key (text, integers or booleans).
 
         Missing options take their defaults. An unknown key or a broken rule raises
