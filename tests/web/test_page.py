@@ -237,18 +237,40 @@ def test_clicking_a_cell_jumps_into_its_step_and_shows_its_formula(
     assert first["hold"][0] <= current_time(opened) <= first["hold"][1]
 
 
-def test_hover_names_the_cell(forward: dict[str, Any], open_offline: Any) -> None:
+@pytest.mark.parametrize(("role", "key", "name", "width"), [
+    ("kernel", "2,3", "W[2,3]", 1280),
+    ("input", "1,1", "a[1,1]", 1280),  # the top-left cell: the label stays inside the frame
+    ("output", "4,4", "z[4,4]", 1280),
+    # the cell nearest the frame's top, on a phone: no room above, so the label goes below
+    (None, None, None, 360),
+])
+def test_hover_names_the_cell_beside_it(forward: dict[str, Any], open_offline: Any,
+                                        role: str | None, key: str | None,
+                                        name: str | None, width: int) -> None:
     timeline = forward["timeline"]
-    opened = open_offline(forward["page"])
+    opened = open_offline(forward["page"], width=width, height=740)
     wait_ready(opened)
-    box = timeline["arrays"]["kernel"]["cells"]["2,3"]
+    if role is None:
+        role, key = min(((r, k) for r, a in timeline["arrays"].items() for k in a["cells"]),
+                        key=lambda rk: timeline["arrays"][rk[0]]["cells"][rk[1]][1])
+        name = {"input": "a", "kernel": "W", "output": "z", "bias": "b"}[role] + f"[{key}]"
+    box = timeline["arrays"][role]["cells"][key]
     rect = opened.page.locator("#video").bounding_box()
-    opened.page.mouse.move(rect["x"] + (box[0] + box[2]) / 2 / timeline["width"] * rect["width"],
-                           rect["y"] + (box[1] + box[3]) / 2 / timeline["height"]
-                           * rect["height"])
+    sx, sy = rect["width"] / timeline["width"], rect["height"] / timeline["height"]
+    cell = (rect["x"] + box[0] * sx, rect["y"] + box[1] * sy,
+            rect["x"] + box[2] * sx, rect["y"] + box[3] * sy)
+    opened.page.mouse.move((cell[0] + cell[2]) / 2, (cell[1] + cell[3]) / 2)
     opened.page.wait_for_timeout(200)
     assert opened.page.locator("#hover").is_visible()
-    assert opened.page.text_content("#hover") == "W[2,3]"
+    assert opened.page.text_content("#hover") == name
+    label = opened.page.locator("#hover").bounding_box()
+    # it does not cover the cell it names
+    assert label["y"] + label["height"] <= cell[1] + 0.5 or label["y"] >= cell[3] - 0.5
+    # and it is inside the video's frame
+    assert rect["x"] - 0.5 <= label["x"]
+    assert label["x"] + label["width"] <= rect["x"] + rect["width"] + 0.5
+    assert rect["y"] - 0.5 <= label["y"]
+    assert label["y"] + label["height"] <= rect["y"] + rect["height"] + 0.5
 
 
 def test_keys_step_and_play(forward: dict[str, Any], open_offline: Any) -> None:

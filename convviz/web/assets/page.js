@@ -103,13 +103,17 @@
   function showHover(region, cell) {
     hover.textContent = cell ? cell.name : region.dataset.cell;
     hover.hidden = false;
+    // beside the cell, never over it: above it, or below it where there is no room above;
+    // centred on it, kept inside the frame
     var frame = region.parentNode.getBoundingClientRect();
     var box = region.getBoundingClientRect();
+    var half = hover.offsetWidth / 2;
     var left = box.left - frame.left + box.width / 2;
     var top = box.top - frame.top;
-    hover.style.left = Math.max(4, Math.min(frame.width - 4, left)) + "px";
-    hover.style.top = top + "px";
-    hover.classList.toggle("below", top < 28);
+    var below = top < hover.offsetHeight + 2;
+    hover.style.left = Math.max(half, Math.min(frame.width - half, left)) + "px";
+    hover.style.top = (below ? box.bottom - frame.top : top) + "px";
+    hover.classList.toggle("below", below);
   }
 
   // --- the panel: a cell's name, formula and numbers
