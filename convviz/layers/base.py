@@ -235,8 +235,8 @@ class ArrayDecl:
         count = len(full) - 2
         if count <= 0 or len(self.axes) != count:
             return ""
-        kept = keep_mask(full, display)
-        return "".join(a for a, keep in zip(self.axes, kept, strict=False) if keep)
+        kept = keep_mask(full, display)[:count]
+        return "".join(a for a, keep in zip(self.axes, kept, strict=True) if keep)
 
 
 @dataclass(frozen=True)

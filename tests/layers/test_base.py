@@ -316,3 +316,22 @@ def test_indices_and_object_arrays() -> None:
     assert all(cell is sympy.S.Zero for cell in filled.flat)
     symbol = sympy.Symbol("x")
     assert np.array_equal(object_array((2,), symbol), np.array([symbol, symbol], dtype=object))
+
+
+@pytest.mark.parametrize(("axes", "full", "display", "letters"), [
+    ("fc", (3, 2, 3, 3), (3, 2, 3, 3), "fc"),  # both axes drawn
+    ("fc", (1, 2, 3, 3), (2, 3, 3), "c"),  # one filter: its axis is not drawn
+    ("fc", (3, 1, 3, 3), (3, 3, 3), "f"),
+    ("fc", (1, 1, 3, 3), (3, 3), ""),
+    ("c", (2, 4, 4), (2, 4, 4), "c"),
+    ("c", (4, 4), (4, 4), ""),  # a map without channels
+    ("c", (5,), (5,), ""),  # a vector
+    ("", (5,), (5,), ""),
+    ("c", (3, 2, 4, 4), (3, 2, 4, 4), ""),  # letters for another number of axes: none
+    ("", (2, 4, 4), (2, 4, 4), ""),
+])
+def test_lead_axes_names_the_leading_axes_a_display_keeps(
+    axes: str, full: tuple[int, ...], display: tuple[int, ...], letters: str
+) -> None:
+    decl = ArrayDecl("input", "a", lambda spec: "a", "input", axes=axes)
+    assert decl.lead_axes(full, display) == letters
