@@ -335,3 +335,13 @@ def test_lead_axes_names_the_leading_axes_a_display_keeps(
 ) -> None:
     decl = ArrayDecl("input", "a", lambda spec: "a", "input", axes=axes)
     assert decl.lead_axes(full, display) == letters
+
+
+def test_an_option_without_default_does_not_stop_the_later_ones() -> None:
+    # max pooling's stride has no default of its own (it is the kernel's, as in PyTorch)
+    # and comes before padding: padding must still be read
+    from convviz.layers import layer_type
+
+    spec = layer_type("maxpool2d").build({"kernel": "3", "padding": "1"})
+    assert spec.stride == (3, 3)
+    assert spec.padding == (1, 1)
