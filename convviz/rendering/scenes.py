@@ -649,12 +649,8 @@ class ConvolutionScene(OneSegmentScene):
         step = self.plan.steps[k]
         moves = self._footprint_moves(step)
         changes = self.apply_step(k)
-        eq = self._equations[k]
-        if self._current_equation is not None:
-            self.remove(self._current_equation)
-        self.add(eq)
+        eq, previous = self._equations[k], self._current_equation
         self._current_equation = eq
-        # The equation panel never overlaps a grid, so it stays in the static layer.
         extra = self._labels_over(m for m, _, _ in changes)
         ghost = self._ghost(step) if self.plan.move_cells else None
         if ghost is not None:
@@ -664,11 +660,32 @@ class ConvolutionScene(OneSegmentScene):
             self.play(
                 _Restyle(changes, moves, extra, run_time=run_time),
                 UpdateFromAlphaFunc(ghost[0], ghost[1]),
+                *self._equation_swap(previous, eq, run_time),
                 run_time=run_time,
             )
             self.remove(ghost[0])
         elif self.transition > 0 and (changes or moves):
-            self.play(_Restyle(changes, moves, extra, run_time=self.transition))
+            self.play(
+                _Restyle(changes, moves, extra, run_time=self.transition),
+                *self._equation_swap(previous, eq, self.transition),
+                run_time=self.transition,
+            )
+        else:  # no transition: the equation changes with the cells, at once
+            if previous is not None:
+                self.remove(previous)
+            self.add(eq)
+
+    def _equation_swap(
+        self, previous: VMobject | None, eq: VMobject, run_time: float
+    ) -> list[Animation]:
+        """The old equation fading out while the new one fades in, as the cells change.
+
+        The panel never overlaps a grid, so the grids stay in the static layer.
+        """
+        fades: list[Animation] = [FadeIn(eq, run_time=run_time)]
+        if previous is not None and previous is not eq:
+            fades.append(FadeOut(previous, run_time=run_time))
+        return fades
 
     def _finish(self) -> None:
         leftovers = self._footprint_moves(StepPlan(self.plan.steps[-1].target, {}, (), ""))  # type: ignore[union-attr]
