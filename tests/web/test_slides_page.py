@@ -80,8 +80,10 @@ def write_video(path: Path, colour: tuple[int, int, int], frames: int = FPS) -> 
 def make_folder(root: Path, scene: str = "Demo", specs: list[dict[str, Any]] | None = None,
                 folder: str = "slides") -> Path:
     """A manim-slides folder as ``render --slides`` writes it; ``specs`` per slide."""
-    # The first slide lasts 4 s: still playing when a test presses "next" on it.
-    specs = specs or [{"colour": "red", "frames": 4 * FPS}, {"colour": "green"},
+    # The first slide lasts 4 s: still playing when a test presses "next" on it. The
+    # second lasts 3 s: still playing when a test checks that its time advances, on a
+    # busy machine too.
+    specs = specs or [{"colour": "red", "frames": 4 * FPS}, {"colour": "green", "frames": 3 * FPS},
                       {"colour": "blue"}, {"colour": "yellow"}]
     slides = []
     for n, spec in enumerate(specs, start=1):
