@@ -209,6 +209,8 @@ class CellGrid(VGroup):
         Gap between the grid and its title.
     title_height
         Largest title height in scene units.
+    title_width
+        Largest title width in scene units (the room above the slice), ``None``: any.
 
     Attributes
     ----------
@@ -238,6 +240,7 @@ class CellGrid(VGroup):
         min_label_height: float = 0.1,
         title_height: float = 0.45,
         title_buff: float = 0.15,
+        title_width: float | None = None,
     ) -> None:
         super().__init__()
         if rows < 1 or cols < 1:
@@ -326,6 +329,8 @@ class CellGrid(VGroup):
         if title is not None:
             if title.height > title_height:
                 title.scale_to_fit_height(title_height)
+            if title_width is not None and title.width > title_width:
+                title.scale_to_fit_width(title_width)
             up = np.array([0.0, 1.0, 0.0])
             # title.next_to(self.squares, UP, buff=title_buff)
             title.shift(critical_point(self.squares, up) - critical_point(title, -up)

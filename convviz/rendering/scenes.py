@@ -200,6 +200,20 @@ def _plain(m: VMobject) -> bool:
     )
 
 
+def _title_room(slice_box: Box, array_box: Box, gap: float) -> float:
+    """How wide a slice's title may be.
+
+    Most of the way to its neighbours' titles, and not past its array's sides, where the
+    operators are.
+    """
+    half = min(
+        slice_box.width / 2 + 0.4 * gap,
+        slice_box.center_x - array_box.left,
+        array_box.right - slice_box.center_x,
+    )
+    return 2 * half
+
+
 class ConvolutionScene(OneSegmentScene):
     """Base class: animate one operation of a convolution layer.
 
@@ -340,6 +354,7 @@ class ConvolutionScene(OneSegmentScene):
                     pad_label=zero if any(grid_plan.padding) else None,
                     title_height=min(0.45, 0.8 * (multi_gap - 0.04)) if many else 0.5,
                     title_buff=0.04 if many else 0.12,
+                    title_width=_title_room(box, placement.box, multi_gap) if many else None,
                 )
                 if grid_plan.captions:
                     self._fit_both(grid)

@@ -8,6 +8,8 @@ screen. The identities the clips close with are the verified ones.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from convviz.derivation import derive
@@ -151,3 +153,24 @@ def test_slices_are_titled_by_their_axes(
     plan = plan_scene(derive(layer_type(name).build(options)), op, max_steps=1)
     array = next(a for a in plan.arrays if a.role == role)
     assert [g.title for g in array.grids] == [f"{array.label}_{{{s}}}" for s in subscripts]
+
+
+@pytest.mark.parametrize(("name", "options", "op"), [
+    ("conv2d", {"input": "2x5x5", "kernel": "3", "filters": "2"}, "da-full"),
+    ("conv2d", {"input": "2x5x5", "kernel": "3", "filters": "2"}, "forward"),
+    ("conv-transpose2d", {"input": "2x3x3", "kernel": "2", "stride": "2", "filters": "2"},
+     "forward"),
+])
+def test_slice_titles_overlap_neither_each_other_nor_the_operators(
+    build_scene: Any, name: str, options: dict[str, str], op: str
+) -> None:
+    # rot180(W)_{f=1, c=2} is wider than a small kernel slice: it must be fitted
+    scene = build_scene(op, layer_type(name).build(options))
+    titles = [g.title for grids in scene.grids.values() for g in grids if g.title is not None]
+    boxes = [(t.get_left()[0], t.get_right()[0], t.get_bottom()[1], t.get_top()[1])
+             for t in [*titles, *scene.operator_mobs]]
+    assert len(titles) >= 4
+    for n, a in enumerate(boxes):
+        for b in boxes[n + 1:]:
+            apart = a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2]
+            assert apart, f"overlapping boxes {a} and {b}"
