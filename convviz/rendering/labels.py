@@ -59,8 +59,9 @@ def clip_text(plan: ScenePlan, layout: Layout) -> ClipText:
 
     Keys: ``("array-title", role)``, ``("title", role, n)``, ``("label", role, n, cell)``,
     ``("symbol", role, n, cell)`` (the name above a number, ``show="both"``), ``("zero",)``,
-    ``("op", k)``, ``("eq", k)``, ``("caption",)``, ``("identity",)`` and
-    ``("title-unrotated",)``.
+    ``("op", k)``, ``("eq", k)``, ``("caption",)``, ``("identity",)``, and, for a
+    kernel that turns, ``("title-unrotated",)`` (the array's title before the turn) and
+    ``("title-unrotated", n)`` (each slice's, when it has several).
     """
     strings: list[str] = []
     slots: dict[tuple[Any, ...], int] = {}
@@ -71,12 +72,14 @@ def clip_text(plan: ScenePlan, layout: Layout) -> ClipText:
 
     labelled = layout.cell_size >= LABEL_MIN_CELL
     # Per-slice titles need room between stacked slices; when there is too little,
-    # one title for the whole array goes above it instead.
+    # one title for the whole array goes above it instead. The scene makes the same
+    # choice per array when a slice title fitted to its width would be too small, so
+    # every array of several slices has its array title typeset.
     gap = CLIP_FRAME.slice_gap * layout.cell_size
     slice_titles = min(0.45, 0.8 * (gap - 0.04)) >= MIN_SLICE_TITLE
     for array in plan.arrays:
-        if len(array.grids) > 1 and not slice_titles:
-            want(("array-title", array.role), array.label)
+        if len(array.grids) > 1:
+            want(("array-title", array.role), array.array_title)
         for n, slice_plan in enumerate(array.grids):
             want(("title", array.role, n), slice_plan.title)
             if labelled:
@@ -93,5 +96,9 @@ def clip_text(plan: ScenePlan, layout: Layout) -> ClipText:
     if plan.identity:
         want(("identity",), plan.identity)
     if plan.rotate_kernel:
-        want(("title-unrotated",), plan.array("kernel").label)
+        kernel = plan.array("kernel")
+        want(("title-unrotated",), kernel.unturned[0] if kernel.unturned else kernel.label)
+        if len(kernel.grids) > 1:
+            for n, title in enumerate(kernel.unturned[1:]):
+                want(("title-unrotated", n), title)
     return ClipText(strings, slots, labelled, slice_titles, gap)

@@ -38,7 +38,7 @@ from manim import (
 )
 
 from convviz.rendering.grid import CellGrid, extent, move_centre, scale_about
-from convviz.rendering.labels import CLIP_FRAME, clip_layout, clip_text
+from convviz.rendering.labels import CLIP_FRAME
 from convviz.rendering.layout import ArrayShape, Box, FrameSpec, SliceShape, layout_row
 from convviz.rendering.network_plan import NetworkPlan, PhasePlan, phase_arrays
 from convviz.rendering.output import (
@@ -349,13 +349,7 @@ class NetworkScene(ConvolutionScene):
         self._current_equation = None
         self.build()
         plan = phase.plan
-        layout = clip_layout(plan)
-        slice_titles = clip_text(plan, layout).slice_titles
-        titles: dict[str, VMobject] = {}
-        pending = list(self.array_titles.submobjects)
-        for array in plan.arrays:
-            if len(array.grids) > 1 and not slice_titles and pending:
-                titles[array.role] = pending.pop(0)
+        titles: dict[str, VMobject] = dict(self.array_title_of)
         content = VGroup(*(g for gs in self.grids.values() for g in gs), self.array_titles,
                          self.operator_mobs)
         width, height = extent(content)

@@ -110,6 +110,17 @@ class ArrayPlan:
     positions: Mapping[Index, tuple[int, GridKey]]
     short: str = ""
     values: Mapping[Index, float] = field(default_factory=dict)
+    #: The title over the whole array, when its slices are too small for titles of their
+    #: own ("": the label).
+    title: str = ""
+    #: The titles shown before the kernel turns (``rotate_kernel``): the whole array's,
+    #: then each slice's ("" for an array that does not turn).
+    unturned: tuple[str, ...] = ()
+
+    @property
+    def array_title(self) -> str:
+        """The title over the whole array."""
+        return self.title or self.label
 
     def locate(self, index: Index) -> tuple[int, GridKey]:
         """Slice number and ``(row, col)`` of a display index."""
@@ -344,15 +355,18 @@ def _rotated_kernel(base: ArrayPlan, geometry: Any, names: Mapping[str, str]) ->
         *_, r, c = geometry.rotated_kernel_position(index)
         positions[index] = (n, (r, c))
     grids = []
+    turned = rf"\operatorname{{rot180}}({base.label})"
     for n, grid in enumerate(base.grids):
         labels = {
             positions[index][1]: cell_latex("kernel", index, names)
             for index, (m, _) in base.positions.items()
             if m == n
         }
-        title = grid.title.replace(base.label, rf"\operatorname{{rot180}}({base.label})", 1)
+        title = grid.title.replace(base.label, turned, 1)
         grids.append(GridPlan(grid.lead, grid.rows, grid.cols, (0, 0), title, labels))
-    return ArrayPlan("kernel", base.label, tuple(grids), positions, base.short)
+    unturned = (base.label, *(grid.title for grid in base.grids))
+    return ArrayPlan("kernel", base.label, tuple(grids), positions, base.short,
+                     title=turned, unturned=unturned)
 
 
 def _scatter_steps(

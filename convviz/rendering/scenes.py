@@ -41,7 +41,7 @@ from manim import (
 
 from convviz.rendering.camera import PathCachingCamera
 from convviz.rendering.grid import CellGrid, critical_point, extent, move_centre, scale_about
-from convviz.rendering.labels import CLIP_FRAME, clip_layout, clip_text
+from convviz.rendering.labels import CLIP_FRAME, MIN_SLICE_TITLE, clip_layout, clip_text
 from convviz.rendering.layout import Box, Layout
 from convviz.rendering.plan import ScenePlan, StepPlan, plan_scene
 from convviz.rendering.segment import OneSegmentScene
@@ -214,6 +214,33 @@ def _title_room(slice_box: Box, array_box: Box, gap: float) -> float:
     return 2 * half
 
 
+def _fitted_height(title: VMobject, height: float, width: float | None) -> float:
+    """How tall ``title`` is drawn when scaled down to ``height`` and ``width`` (CellGrid)."""
+    w, h = extent(title)
+    if h <= 0:
+        return 0.0
+    scale = min(1.0, height / h, (width / w) if width is not None and w > 0 else 1.0)
+    return h * scale
+
+
+def _array_title_room(layout: Layout, role: str) -> float:
+    """How wide an array's title may be: its own width and half the gap to each neighbour.
+
+    The neighbours' titles keep within their own arrays' sides or their halves of the
+    gaps, so titles of neighbouring arrays do not meet.
+    """
+    placements = layout.arrays
+    n = next(k for k, p in enumerate(placements) if p.name == role)
+    box = placements[n].box
+    content = layout.frame.content_box
+    left = (placements[n - 1].box.right + box.left) / 2 if n > 0 else content.left
+    right = (
+        (box.right + placements[n + 1].box.left) / 2 if n + 1 < len(placements)
+        else content.right
+    )
+    return 2 * min(box.center_x - left, right - box.center_x)
+
+
 class ConvolutionScene(OneSegmentScene):
     """Base class: animate one operation of a convolution layer.
 
@@ -325,10 +352,32 @@ class ConvolutionScene(OneSegmentScene):
         multi_gap = text.title_gap
         self.grids = {}
         self.array_titles = VGroup()
+        #: The title over a whole array, for arrays whose slices have no titles of their own.
+        self.array_title_of: dict[str, VMobject] = {}
+        self._kernel_title_rooms: list[float | None] = []
+        self._kernel_title_scales: dict[int, float] = {}  # slice -> scale of its title
         for array in plan.arrays:
             placement = layout.array(array.role)
             grids: list[CellGrid] = []
             many = len(array.grids) > 1
+            title_height = min(0.45, 0.8 * (multi_gap - 0.04)) if many else 0.5
+            rooms = [
+                _title_room(box, placement.box, multi_gap) if many else None
+                for box in placement.slices
+            ]
+            # Slice titles where the gaps have room and each stays readable at the width
+            # above its slice (as labels are left out when too small); else one title
+            # for the whole array.
+            titled = not many or (slice_titles and all(
+                _fitted_height(mob(("title", array.role, n)), title_height, room)
+                >= MIN_SLICE_TITLE
+                for n, room in enumerate(rooms)
+            ))
+            if array.role == "kernel":
+                self._kernel_title_rooms = rooms
+                # typeset titles share one size: the scale each kernel title gets is the
+                # scale its title before the turn gets (see _unturned_title)
+                natural = [extent(mob(("title", "kernel", n)))[1] for n in range(len(rooms))]
             for n, (grid_plan, box) in enumerate(zip(array.grids, placement.slices, strict=True)):
                 labels = (
                     {
@@ -349,12 +398,12 @@ class ConvolutionScene(OneSegmentScene):
                     cell_size=layout.cell_size,
                     padding=grid_plan.padding,
                     theme=self.theme,
-                    title=mob(("title", array.role, n)) if slice_titles or not many else None,
+                    title=mob(("title", array.role, n)) if titled else None,
                     labels=labels,
                     pad_label=zero if any(grid_plan.padding) else None,
-                    title_height=min(0.45, 0.8 * (multi_gap - 0.04)) if many else 0.5,
+                    title_height=title_height,
                     title_buff=0.04 if many else 0.12,
-                    title_width=_title_room(box, placement.box, multi_gap) if many else None,
+                    title_width=rooms[n],
                 )
                 if grid_plan.captions:
                     self._fit_both(grid)
@@ -367,13 +416,20 @@ class ConvolutionScene(OneSegmentScene):
                 if grid_plan.masked:
                     self._mark_masked(grid, grid_plan.masked)
                 grids.append(grid)
+                if array.role == "kernel" and grid.title is not None and natural[n] > 0:
+                    self._kernel_title_scales[n] = grid.title.height / natural[n]
             self.grids[array.role] = grids
-            if many and not slice_titles:
+            if not titled:
                 title = mob(("array-title", array.role))
                 if title.height > 0:
-                    title.scale(min(1.0, 0.4 / title.height, placement.title.width / title.width))
+                    room = _array_title_room(layout, array.role)
+                    scale = min(1.0, 0.4 / title.height, room / title.width)
+                    title.scale(scale)
+                    if array.role == "kernel":
+                        self._kernel_title_scales[-1] = scale
                 title.move_to(np.array([placement.title.center_x, placement.title.center_y, 0]))
                 self.array_titles.add(title)
+                self.array_title_of[array.role] = title
 
         self.operator_mobs = VGroup()
         op_scale = None
@@ -406,8 +462,13 @@ class ConvolutionScene(OneSegmentScene):
             ident.move_to(np.array([panel.center_x, panel.center_y, 0.0]))
             self.identity_mob = ident
         self.unrotated_title: VMobject | None = None
+        self.unturned_titles: dict[int, VMobject] = {}
         if plan.rotate_kernel:
             self.unrotated_title = mob(("title-unrotated",))
+            self.unturned_titles = {
+                key[1]: mob(key) for key in text.slots if key[0] == "title-unrotated" and
+                len(key) == 2
+            }
         self._built = True
 
     @staticmethod
@@ -741,7 +802,7 @@ class ConvolutionScene(OneSegmentScene):
         assert self.plan is not None
         view_rows = self.plan.array("kernel")
         moving = []
-        swaps: list[tuple[VMobject, VMobject, CellGrid]] = []
+        swaps: list[tuple[VMobject, VMobject]] = []  # (title before the turn, after it)
         for n, grid in enumerate(self.grids["kernel"]):
             centre = grid.squares.get_center()
             rows, cols = view_rows.grids[n].rows, view_rows.grids[n].cols
@@ -751,13 +812,19 @@ class ConvolutionScene(OneSegmentScene):
                 moving.append((label, start - centre, centre))
             if grid.title is not None:
                 # Before turning, the slice is titled with the plain kernel name.
-                plain = grid.title.copy()
-                if n == 0 and self.unrotated_title is not None and len(view_rows.grids) == 1:
-                    plain = self.unrotated_title
-                    plain.scale_to_fit_height(grid.title.height).move_to(grid.title)
+                plain = self._unturned_title(n, grid.title)
                 grid.remove(grid.title)
                 self.add(plain)
-                swaps.append((plain, grid.title, grid))
+                swaps.append((plain, grid.title))
+        whole = self.array_title_of.get("kernel")
+        if whole is not None and self.unrotated_title is not None:
+            # one title over the whole kernel: the plain name until the kernel has turned
+            plain = self.unrotated_title.copy()
+            plain.scale(self._kernel_title_scales.get(-1, 1.0))
+            plain.move_to(whole)
+            self.array_titles.remove(whole)
+            self.add(plain)
+            swaps.append((plain, whole))
         self.wait(0.5)
 
         def turn(_: Mobject, alpha: float) -> None:
@@ -771,14 +838,31 @@ class ConvolutionScene(OneSegmentScene):
         self.play(UpdateFromAlphaFunc(group, turn), run_time=1.5)
         if swaps:
             self.play(
-                *(FadeOut(plain) for plain, _, _ in swaps),
-                *(FadeIn(title) for _, title, _ in swaps),
+                *(FadeOut(plain) for plain, _ in swaps),
+                *(FadeIn(title) for _, title in swaps),
                 run_time=0.5,
             )
             # The titles stay in the scene on their own: playing the turn above split the
             # kernel grids into their parts, so a grid no longer draws what it holds.
-            self.add(*(title for _, title, _ in swaps))
+            self.add(*(title for _, title in swaps))
         self.wait(0.3)
+
+    def _unturned_title(self, n: int, turned: VMobject) -> VMobject:
+        """The title of kernel slice ``n`` before the turn, where ``turned`` is drawn.
+
+        Scaled as ``turned`` was (the same font size), but no wider than the room above
+        its slice.
+        """
+        many = len(self.grids["kernel"]) > 1
+        plain = self.unturned_titles.get(n) if many else self.unrotated_title
+        if plain is None:
+            return turned.copy()
+        plain = plain.copy()
+        plain.scale(self._kernel_title_scales.get(n, 1.0))
+        room = self._kernel_title_rooms[n] if many else None
+        if room is not None and plain.width > room:
+            plain.scale_to_fit_width(room)
+        return plain.move_to(turned)
 
     # ------------------------------------------------------------------ geometry
     def cell_boxes(self) -> dict[str, dict[str, Box]]:

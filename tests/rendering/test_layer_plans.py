@@ -174,3 +174,64 @@ def test_slice_titles_overlap_neither_each_other_nor_the_operators(
         for b in boxes[n + 1:]:
             apart = a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2]
             assert apart, f"overlapping boxes {a} and {b}"
+
+
+TITLED = [
+    ("conv2d", {"input": "2x5x5", "kernel": "2", "filters": "2"}, "da-full"),
+    ("conv2d", {"input": "2x5x5", "kernel": "3", "filters": "2"}, "da-full"),
+    ("conv-transpose2d", {"input": "2x2x2", "kernel": "2", "filters": "2"}, "forward"),
+    ("conv-transpose2d", {"input": "2x3x3", "kernel": "3", "filters": "2"}, "forward"),
+    ("conv2d", {"input": "3x6x6", "kernel": "3", "filters": "2"}, "forward"),
+]
+
+
+@pytest.mark.parametrize(("name", "options", "op"), TITLED,
+                         ids=[f"{t[0]}-{t[2]}-{t[1]['input']}-k{t[1]['kernel']}" for t in TITLED])
+def test_every_title_drawn_is_readable_and_apart(
+    build_scene: Any, name: str, options: dict[str, str], op: str
+) -> None:
+    # A slice title too wide for the room above a small slice (rot180(W)_{f=1,c=2} over a
+    # 2x2 kernel) was fitted to a tenth of the readable size; such an array gets one
+    # title over the whole of it instead, as labels too small to read are left out.
+    from convviz.rendering.labels import MIN_SLICE_TITLE
+
+    scene = build_scene(op, layer_type(name).build(options))
+    slice_titles = [g.title for gs in scene.grids.values() for g in gs if g.title is not None]
+    whole = list(scene.array_title_of.values())
+    assert slice_titles or whole
+    for title in [*slice_titles, *whole]:
+        assert title.height >= MIN_SLICE_TITLE - 1e-9, f"title {title.height:.3f} tall"
+    boxes = [(t.get_left()[0], t.get_right()[0], t.get_bottom()[1], t.get_top()[1])
+             for t in [*slice_titles, *whole, *scene.operator_mobs]]
+    for n, a in enumerate(boxes):
+        for b in boxes[n + 1:]:
+            apart = a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2]
+            assert apart, f"overlapping boxes {a} and {b}"
+    # each array of several slices is titled one way: per slice, or once over them all
+    for role, grids in scene.grids.items():
+        if len(grids) > 1:
+            titled = [g.title is not None for g in grids]
+            assert all(titled) != (role in scene.array_title_of), role
+            assert all(titled) or not any(titled), role
+
+
+def test_a_small_turned_kernel_is_titled_once_as_rotated_and_plain_before_the_turn(
+    build_scene: Any,
+) -> None:
+    spec = layer_type("conv2d").build({"input": "2x5x5", "kernel": "2", "filters": "2"})
+    scene = build_scene("da-full", spec)
+    assert "kernel" in scene.array_title_of
+    assert all(g.title is None for g in scene.grids["kernel"])
+    plan = scene.plan
+    text = clip_text(plan, clip_layout(plan))
+    strings = {key: text.strings[slot] for key, slot in text.slots.items()}
+    assert strings[("array-title", "kernel")] == r"\operatorname{rot180}(W^{[2]})"
+    assert strings[("title-unrotated",)] == "W^{[2]}"
+    # slices of a kernel that turns are titled plainly until it has turned
+    assert [strings[("title-unrotated", n)] for n in range(4)] == [
+        r"W^{[2]}_{f=1,\,c=1}", r"W^{[2]}_{f=1,\,c=2}",
+        r"W^{[2]}_{f=2,\,c=1}", r"W^{[2]}_{f=2,\,c=2}",
+    ]
+    assert [strings[("title", "kernel", n)] for n in range(4)] == [
+        rf"\operatorname{{rot180}}(W^{{[2]}})_{{f={f},\,c={c}}}" for f in (1, 2) for c in (1, 2)
+    ]
