@@ -39,7 +39,7 @@ from manim import (
 
 from convviz.rendering.grid import CellGrid, extent, move_centre, scale_about
 from convviz.rendering.labels import CLIP_FRAME
-from convviz.rendering.layout import ArrayShape, Box, FrameSpec, SliceShape, layout_row
+from convviz.rendering.layout import ArrayShape, Box, FrameSpec, Layout, SliceShape, layout_row
 from convviz.rendering.network_plan import NetworkPlan, PhasePlan, phase_arrays
 from convviz.rendering.output import (
     QUALITIES,
@@ -338,6 +338,19 @@ class NetworkScene(ConvolutionScene):
         rect.move_to(np.array([box.center_x, box.center_y, 0.0]))
 
     # ----------------------------------------------------------------- one phase
+    def smallest_title(self, layout: Layout) -> float:
+        """The readable title height divided by the scale a phase's layout gets.
+
+        A phase is laid out as a clip, then shrunk into the room under the strip, so its
+        titles must be readable after that shrinking.
+        """
+        boxes = [b for p in layout.arrays for b in (p.box, p.title)]
+        boxes += [box for _, box in layout.operators]
+        width = max(b.right for b in boxes) - min(b.left for b in boxes)
+        height = max(b.top for b in boxes) - min(b.bottom for b in boxes)
+        scale = min(1.0, MAIN_BOX.width / max(width, 1e-6), MAIN_BOX.height / max(height, 1e-6))
+        return super().smallest_title(layout) / scale
+
     def _enter(self, phase: PhasePlan) -> _Shown:
         """Build the phase with the base class (its own layout), fitted under the strip."""
         self._built = False

@@ -356,6 +356,7 @@ class ConvolutionScene(OneSegmentScene):
         self.array_title_of: dict[str, VMobject] = {}
         self._kernel_title_rooms: list[float | None] = []
         self._kernel_title_scales: dict[int, float] = {}  # slice -> scale of its title
+        readable = self.smallest_title(layout)
         for array in plan.arrays:
             placement = layout.array(array.role)
             grids: list[CellGrid] = []
@@ -370,7 +371,7 @@ class ConvolutionScene(OneSegmentScene):
             # for the whole array.
             titled = not many or (slice_titles and all(
                 _fitted_height(mob(("title", array.role, n)), title_height, room)
-                >= MIN_SLICE_TITLE
+                >= readable
                 for n, room in enumerate(rooms)
             ))
             if array.role == "kernel":
@@ -470,6 +471,14 @@ class ConvolutionScene(OneSegmentScene):
                 len(key) == 2
             }
         self._built = True
+
+    def smallest_title(self, layout: Layout) -> float:
+        """The height below which a slice title is unreadable, as built.
+
+        That is before any scaling of the whole scene: a scene that shrinks what it built
+        asks for more.
+        """
+        return MIN_SLICE_TITLE
 
     @staticmethod
     def _fit(m: VMobject, width: float, height: float) -> None:

@@ -251,6 +251,37 @@ def test_timeline_boxes_lie_inside_the_frame_and_below_the_strip(tmp_path, monke
                 assert y0 > strip_bottom, step["target"]
 
 
+@pytest.mark.skipif(not HAVE_LATEX, reason="needs LaTeX: titles are measured as typeset")
+def test_slice_titles_stay_readable_once_a_phase_is_shrunk_under_the_strip(
+    tmp_path, monkeypatch
+):
+    # a phase is laid out as a clip and then shrunk to fit under the strip; a slice title
+    # readable before the shrinking may not be after it, and then the array gets one
+    # title over all its slices instead
+    from convviz.rendering.labels import MIN_SLICE_TITLE
+    from convviz.rendering.network_scene import NetworkScene
+
+    drawn: list[tuple[str, float]] = []
+    entered = NetworkScene._enter
+
+    def enter(self: Any, phase: Any) -> Any:
+        shown = entered(self, phase)
+        for role, grids in shown.grids.items():
+            if len(grids) > 1:
+                titled = [g.title is not None for g in grids]
+                assert all(titled) or not any(titled), role
+                assert all(titled) != (role in shown.titles), role
+            drawn.extend((role, g.title.height) for g in grids if g.title is not None)
+        return shown
+
+    monkeypatch.setattr(NetworkScene, "_enter", enter)
+    with scene_config(tmp_path / "media", width=WIDTH, height=HEIGHT):  # real LaTeX
+        NetworkScene(_plan(detail=1), skip_animations=True).render()
+    assert drawn
+    small = [(role, round(h, 3)) for role, h in drawn if h < MIN_SLICE_TITLE - 1e-9]
+    assert not small
+
+
 def test_results_move_into_their_next_place(tmp_path, monkeypatch):
     """A result that is the next phase's operand moves there; shared operands move too."""
     scene = _run_scene(_plan(detail=1), tmp_path, monkeypatch)
