@@ -612,11 +612,21 @@ def _scatter_numbers(
 def _relabelled(
     plan: ArrayPlan, numbers: Mapping[Index, float], show: str, masked: set[Index]
 ) -> ArrayPlan:
-    """An array's plan with numbers in its cells (``show``) and its masked cells."""
-    from convviz.rendering.values import number_latex
+    """An array's plan with numbers in its cells (``show``) and its masked cells.
+
+    Numbers too small for a cell (``-3.16e-4``) are drawn in a power of ten the array
+    shares, named in its titles: ``-3.16`` under ``dz (x 10^-4)``.
+    """
+    from convviz.rendering.values import number_latex, shared_exponent
 
     if not numbers:
         return plan
+    exponent = shared_exponent(numbers.values()) if show != "symbols" else 0
+    unit = 10.0**exponent
+
+    def titled(title: str) -> str:
+        return rf"{title}\;(\times 10^{{{exponent}}})" if exponent and title else title
+
     ellipses = set(_ELLIPSIS.values())
     grids = []
     for n, grid in enumerate(plan.grids):
@@ -632,10 +642,13 @@ def _relabelled(
                 continue
             if show == "both":
                 captions[key] = labels[key]
-            labels[key] = number_latex(numbers[index], cell=True)
+            labels[key] = number_latex(numbers[index] / unit, cell=True)
         grids.append(dataclasses.replace(grid, labels=labels, captions=captions,
-                                         masked=frozenset(hidden)))
-    return dataclasses.replace(plan, grids=tuple(grids), values=dict(numbers))
+                                         masked=frozenset(hidden), title=titled(grid.title)))
+    return dataclasses.replace(
+        plan, grids=tuple(grids), values=dict(numbers), title=titled(plan.array_title),
+        unturned=tuple(titled(t) for t in plan.unturned),
+    )
 
 
 def _relu_mask(

@@ -22,7 +22,7 @@ import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,7 @@ __all__ = [
     "number_latex",
     "numeric_equation",
     "resolve_show",
+    "shared_exponent",
 ]
 
 #: What the cells of a clip show: their names, their numbers, or both.
@@ -220,6 +221,24 @@ def format_number(x: float) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
+
+
+#: Below this magnitude an array's numbers are drawn in a shared power of ten: ``0.00123``
+#: and ``1.23e-05`` are too wide for a cell, where ``1.23`` and ``0.0262`` are not.
+SMALL_NUMBERS = 0.01
+
+
+def shared_exponent(numbers: Iterable[float]) -> int:
+    """The power of ten an array's cells show their numbers in (0: as they are).
+
+    When the largest finite magnitude is below :data:`SMALL_NUMBERS`, the power ``e < 0``
+    that shows it as a number from 1 to 10 (``-3.16e-4`` as ``-3.16`` in units of
+    ``10^-4``).
+    """
+    top = max((abs(x) for x in numbers if math.isfinite(x)), default=0.0)
+    if top == 0 or top >= SMALL_NUMBERS:
+        return 0
+    return math.floor(math.log10(top))
 
 
 def number_latex(x: float, *, paren: bool = False, cell: bool = False) -> str:

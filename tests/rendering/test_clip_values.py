@@ -434,3 +434,37 @@ def test_scene_files_take_values(tmp_path: Path, no_latex_typeset) -> None:
         scene = ForwardConvolution(spec, values=layer_values(spec, seed=0), max_steps=1)
         scene.build()
     assert scene.plan is not None and scene.plan.show == "values"
+
+
+# ----------------------------------------------------------- numbers too small for a cell
+@pytest.mark.parametrize(("numbers", "exponent"), [
+    ([-3.16e-4, 2.6e-5, 0.0], -4), ([0.5, 1e-6], 0), ([0.00999], -3), ([0.01], 0),
+    ([], 0), ([0.0, -0.0], 0), ([math.nan, 1e-5], -5), ([math.inf, 1e-5], -5),
+    ([-0.0012], -3), ([9.9e-3, -1e-2], 0),
+])
+def test_small_numbers_share_a_power_of_ten(numbers: list[float], exponent: int) -> None:
+    from convviz.rendering.values import shared_exponent
+
+    assert shared_exponent(numbers) == exponent
+
+
+def test_an_array_of_small_numbers_shows_them_in_a_power_of_ten_named_in_its_title() -> None:
+    # -3.16e-4 fits no cell (it was left out, grid and all): in units of 10^-4 it is -3.16
+    spec = layer_type("dense").build({"input": "3", "outputs": "2"})
+    values = {"input": [1.0, 2.0, 3.0], "layers": [{"weight": [[1.0, 0.5, -1.0],
+                                                               [2.0, 0.0, 1.0]],
+                                                    "bias": [0.0, 0.0]}],
+              "grad_output": [-3.16e-4, 2.5e-5]}
+    plan, _ = _plan(spec, "da", values=values)
+    # da = W^T dz by hand: [1*-3.16e-4 + 2*2.5e-5, 0.5*-3.16e-4, -1*-3.16e-4 + 2.5e-5]
+    assert _labels(plan, "grad_input") == {
+        (1,): r"\text{-2.66}", (2,): r"\text{-1.58}", (3,): "3.41"}
+    assert _labels(plan, "grad_output") == {(1,): r"\text{-3.16}", (2,): "0.25"}
+    assert plan.array("grad_input").values[(1,)] == pytest.approx(-2.66e-4)  # unscaled
+    for role in ("grad_input", "grad_output"):
+        array = plan.array(role)
+        assert all(g.title.endswith(r"\;(\times 10^{-4})") for g in array.grids), role
+        assert array.array_title.endswith(r"\;(\times 10^{-4})"), role
+    weight = plan.array("weight")  # numbers of a usual size are drawn as they are
+    assert "times" not in weight.grids[0].title
+    assert _labels(plan, "weight")[(1, 2)] == "0.5"
