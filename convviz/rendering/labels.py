@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from convviz.rendering.layout import ArrayShape, FrameSpec, Layout, SliceShape, layout_row
-from convviz.rendering.plan import ScenePlan
+from convviz.rendering.plan import ArrayPlan, ScenePlan
 
 __all__ = [
     "CLIP_FRAME",
@@ -37,10 +37,26 @@ LABEL_MIN_CELL = 0.3
 def clip_layout(plan: ScenePlan) -> Layout:
     """Where every grid of the clip goes in the frame."""
     shapes = [
-        ArrayShape(a.role, tuple(SliceShape(g.rows, g.cols, g.padding) for g in a.grids))
+        ArrayShape(
+            a.role,
+            tuple(SliceShape(g.rows, g.cols, g.padding) for g in a.grids),
+            _group(a),
+        )
         for a in plan.arrays
     ]
     return layout_row(shapes, plan.operators, CLIP_FRAME)
+
+
+def _group(array: ArrayPlan) -> int:
+    """How many consecutive slices go together.
+
+    For slices led by two indices (a kernel's ``f, c``): the run of them that shares the
+    first (one filter's channels); else 1.
+    """
+    leads = [g.lead for g in array.grids]
+    if not leads or len(leads[0]) < 2:
+        return 1
+    return sum(1 for lead in leads if lead[:-1] == leads[0][:-1])
 
 
 @dataclass(frozen=True)

@@ -143,10 +143,16 @@ class ArrayShape:
 
     name: str
     slices: tuple[SliceShape, ...]
+    #: How many consecutive slices belong together (a kernel's channels of one filter):
+    #: a column of slices then holds whole groups, or a whole group fills whole columns,
+    #: so no group is split across a column's end.
+    group: int = 1
 
     def __post_init__(self) -> None:
         if not self.slices:
             raise ValueError(f"array {self.name!r} has no slices")
+        if self.group < 1:
+            raise ValueError(f"array {self.name!r}: group must be positive, got {self.group}")
 
     @property
     def slot_rows(self) -> int:
@@ -280,9 +286,17 @@ def _grid_extent(array: ArrayShape, columns: int, gap: float) -> tuple[float, fl
     return width, height
 
 
-def _column_choices(n: int) -> list[int]:
-    """Distinct column counts worth trying for ``n`` slices (fewest columns first)."""
-    return sorted({math.ceil(n / rows) for rows in range(1, n + 1)})
+def _column_choices(n: int, group: int = 1) -> list[int]:
+    """Distinct column counts worth trying for ``n`` slices (fewest columns first).
+
+    Slices fill a column top to bottom, then the next; with groups of ``group`` slices,
+    only column heights that are a multiple or a divisor of the group are tried.
+    """
+    choices = {math.ceil(n / rows) for rows in range(1, n + 1)}
+    # a column count fills ceil(n / columns) slices a column
+    return sorted(
+        c for c in choices if math.ceil(n / c) % group == 0 or group % math.ceil(n / c) == 0
+    )
 
 
 def _cell_size(
@@ -339,7 +353,9 @@ def layout_row(
 
     candidates = [
         (_cell_size(arrays, columns, frame), columns)
-        for columns in itertools.product(*(_column_choices(len(a.slices)) for a in arrays))
+        for columns in itertools.product(
+            *(_column_choices(len(a.slices), a.group) for a in arrays)
+        )
     ]
     largest = max(cell for cell, _ in candidates)
     # Stacks read most naturally: take the fewest columns whose cells are nearly as large

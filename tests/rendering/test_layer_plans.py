@@ -235,3 +235,30 @@ def test_a_small_turned_kernel_is_titled_once_as_rotated_and_plain_before_the_tu
     assert [strings[("title", "kernel", n)] for n in range(4)] == [
         rf"\operatorname{{rot180}}(W^{{[2]}})_{{f={f},\,c={c}}}" for f in (1, 2) for c in (1, 2)
     ]
+
+
+@pytest.mark.parametrize(("name", "options"), [
+    ("conv2d", {"input": "8x6x6", "kernel": "3", "filters": "4"}),
+    ("conv2d", {"input": "3x6x6", "kernel": "3", "filters": "4"}),
+    ("conv2d", {"input": "3x6x6", "kernel": "3", "filters": "2"}),
+    # (in, out, kh, kw): slices go by input channel, each with its 2 filters
+    ("conv-transpose2d", {"input": "3x2x2", "kernel": "2", "filters": "2"}),
+], ids=lambda o: f"{o['input']}-f{o['filters']}" if isinstance(o, dict) else o)
+def test_each_column_of_kernel_slices_holds_whole_groups(
+    name: str, options: dict[str, str]
+) -> None:
+    # a filter's channels wrapped from the bottom of one column to the top of the next
+    plan = plan_scene(derive(layer_type(name).build(options)), "forward", max_steps=1)
+    layout = clip_layout(plan)
+    kernel = plan.array("kernel")
+    columns: dict[float, list[tuple[int, ...]]] = {}
+    for grid, box in zip(kernel.grids, layout.array("kernel").slices, strict=True):
+        columns.setdefault(round(box.center_x, 6), []).append(grid.lead)
+    inner = len({grid.lead[1] for grid in kernel.grids})  # slices of one outer index
+    for leads in columns.values():
+        outer = {lead[0] for lead in leads}
+        whole = all(sum(1 for lead in leads if lead[0] == f) == inner for f in outer)
+        assert len(outer) == 1 or whole, leads
+        if len(outer) == 1:  # part of one group: consecutive slices
+            inners = [lead[1] for lead in leads]
+            assert inners == list(range(inners[0], inners[0] + len(inners))), leads

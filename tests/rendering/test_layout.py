@@ -130,3 +130,39 @@ def test_box_geometry():
     assert box.corners() == ((-1.0, 3.0), (3.0, 3.0), (3.0, 1.0), (-1.0, 1.0))
     assert box.contains(Box(1.0, 2.0, 1.0, 1.0))
     assert not box.overlaps(Box(4.0, 2.0, 2.0, 2.0))  # touching edges only
+
+
+def _column_heights(placement) -> list[int]:
+    """How many slices each column holds, from the boxes (columns share a centre x)."""
+    xs: dict[float, int] = {}
+    for box in placement.slices:
+        key = round(box.center_x, 6)
+        xs[key] = xs.get(key, 0) + 1
+    return [xs[x] for x in sorted(xs)]
+
+
+@pytest.mark.parametrize(("n", "group", "others"), [
+    (32, 8, [arr("input", 8, 6, 6)]),   # 4 filters of 8 channels
+    (12, 3, [arr("input", 3, 6, 6)]),   # 4 filters of 3 channels
+    (6, 3, [arr("input", 3, 6, 6)]),
+    (8, 4, [arr("input", 1, 6, 6)]),
+    (6, 2, [arr("input", 3, 4, 4)]),    # 3 channels of 2 filters (conv-transpose2d)
+    (10, 5, [arr("input", 1, 6, 6)]),
+    (7, 1, [arr("input", 1, 6, 6)]),    # no groups: any height
+])
+def test_a_column_of_slices_never_splits_a_group(n: int, group: int, others) -> None:
+    # slices fill a column top to bottom; a column ending inside a filter's channels put
+    # the rest of that filter at the top of the next column
+    kernel = ArrayShape("kernel", tuple(SliceShape(3, 3) for _ in range(n)), group)
+    layout = layout_row([*others, kernel], ["*"], FRAME)
+    heights = _column_heights(layout.array("kernel"))
+    assert sum(heights) == n
+    rows = heights[0]
+    assert all(h == rows for h in heights[:-1]) and heights[-1] <= rows
+    if group > 1:
+        assert rows % group == 0 or group % rows == 0, heights
+
+
+def test_a_group_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="group"):
+        ArrayShape("kernel", (SliceShape(3, 3),), 0)
