@@ -24,7 +24,15 @@ from manim import DashedVMobject, ManimColor, Mobject, Rectangle, Square, VGroup
 from .layout import Box
 from .theme import DARK, CellStyle, Theme
 
-__all__ = ["CellGrid", "GridIndex", "critical_point", "extent", "move_centre", "scale_about"]
+__all__ = [
+    "CellGrid",
+    "GridIndex",
+    "critical_point",
+    "extent",
+    "label_scale",
+    "move_centre",
+    "scale_about",
+]
 
 #: 1-based ``(row, col)``, or a shorter display index normalised by the grid.
 GridIndex = tuple[int, ...]
@@ -179,6 +187,25 @@ def _footprint(cell_size: float, style: CellStyle) -> VMobject:
         return rect
 
     return _copy_of(("footprint", cell_size, style), make)
+
+
+def label_scale(
+    labels: Iterable[VMobject], cell_size: float, min_label_height: float = 0.1
+) -> float | None:
+    """One scale that fits every label in a cell of ``cell_size``, or None if unreadable.
+
+    Unreadable: the tallest label, so scaled, is shorter than ``min_label_height``.
+    """
+    sizes = [extent(m) for m in labels]
+    sized = [(w, h) for w, h in sizes if w > 0 and h > 0]
+    if not sized:
+        return None
+    scale = min(
+        min(_LABEL_WIDTH * cell_size / w, _LABEL_HEIGHT * cell_size / h) for w, h in sized
+    )
+    if max(h for _, h in sized) * scale < min_label_height:
+        return None
+    return scale
 
 
 class CellGrid(VGroup):
@@ -415,17 +442,7 @@ class CellGrid(VGroup):
 
     def _label_scale(self, labels: Iterable[VMobject]) -> float | None:
         """Return one scale fitting every label in a cell, or None if unreadable."""
-        sizes = [extent(m) for m in labels]
-        sized = [(w, h) for w, h in sizes if w > 0 and h > 0]
-        if not sized:
-            return None
-        scale = min(
-            min(_LABEL_WIDTH * self.cell_size / w, _LABEL_HEIGHT * self.cell_size / h)
-            for w, h in sized
-        )
-        if max(h for _, h in sized) * scale < self.min_label_height:
-            return None
-        return scale
+        return label_scale(labels, self.cell_size, self.min_label_height)
 
     # -- restyling --------------------------------------------------------------------
     def base_style(self, index: GridIndex) -> CellStyle:

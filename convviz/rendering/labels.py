@@ -74,6 +74,7 @@ def clip_text(plan: ScenePlan, layout: Layout) -> ClipText:
     """Titles, cell labels, operators, equations, caption and identity of a clip.
 
     Keys: ``("array-title", role)``, ``("title", role, n)``, ``("label", role, n, cell)``,
+    ``("short", role, n, cell)`` (a label without the slice's leading indices),
     ``("symbol", role, n, cell)`` (the name above a number, ``show="both"``), ``("zero",)``,
     ``("op", k)``, ``("eq", k)``, ``("caption",)``, ``("identity",)``, and, for a
     kernel that turns, ``("title-unrotated",)`` (the array's title before the turn) and
@@ -101,6 +102,8 @@ def clip_text(plan: ScenePlan, layout: Layout) -> ClipText:
             if labelled:
                 for cell, tex in slice_plan.labels.items():
                     want(("label", array.role, n, cell), tex)
+                for cell, tex in slice_plan.short_labels.items():
+                    want(("short", array.role, n, cell), tex)
                 for cell, tex in slice_plan.captions.items():
                     want(("symbol", array.role, n, cell), tex)
     want(("zero",), "0")

@@ -83,6 +83,10 @@ class GridPlan:
         number), by ``(row, col)``.
     masked
         Cells a mask zeroes (ReLU's backward pass where ``z <= 0``), drawn dimmed.
+    short_labels
+        The labels without the slice's leading indices (``W_{2,1}`` in the slice titled
+        ``W_{f=1,c=2}``), drawn when the full ones are too small to read; empty for a
+        slice without leading indices or with numbers in its cells.
     """
 
     lead: Index
@@ -94,6 +98,7 @@ class GridPlan:
     zeros: frozenset[GridKey] = frozenset()
     captions: Mapping[GridKey, str] = field(default_factory=dict)
     masked: frozenset[GridKey] = frozenset()
+    short_labels: Mapping[GridKey, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -283,6 +288,7 @@ def _array_plan(
     positions: dict[Index, tuple[int, GridKey]] = {}
     for n, lead in enumerate(leads):
         labels: dict[GridKey, str] = {}
+        short: dict[GridKey, str] = {}
         for r in range(1, rows + 1):
             for c in range(1, cols + 1):
                 if len(shape) == 0:
@@ -295,12 +301,17 @@ def _array_plan(
                 positions[index] = (n, key)
                 if row_slots[key[0] - 1] is not None and col_slots[key[1] - 1] is not None:
                     labels[key] = cell_latex(role, index, names)
+                    if lead:
+                        short[key] = cell_latex(role, (r, c), names)
         for sr, rv in enumerate(row_slots, start=1):
             for sc, cv in enumerate(col_slots, start=1):
                 if rv is None or cv is None:
                     labels[(sr, sc)] = _ELLIPSIS[(rv is None, cv is None)]
+                    if lead:
+                        short[(sr, sc)] = labels[(sr, sc)]
         title = _slice_title(label, lead, axes)
-        grids.append(GridPlan(lead, len(row_slots), len(col_slots), padding, title, labels))
+        grids.append(GridPlan(lead, len(row_slots), len(col_slots), padding, title, labels,
+                              short_labels=short))
     return ArrayPlan(role, label, tuple(grids), positions, (names or SHORT_NAMES)[role])
 
 
@@ -328,6 +339,7 @@ def _spread(
     positions: dict[Index, tuple[int, GridKey]] = {}
     for n, lead in enumerate(leads):
         labels: dict[GridKey, str] = {}
+        short: dict[GridKey, str] = {}
         for i in range(1, height + 1):
             for j in range(1, width + 1):
                 index = (*lead, i, j)
@@ -336,6 +348,8 @@ def _spread(
                     continue
                 *_, r, c = where
                 labels[(r, c)] = cell_latex(role, index, names)
+                if lead:
+                    short[(r, c)] = cell_latex(role, (i, j), names)
                 positions[index] = (n, (r, c))
         zeros = frozenset(
             (r, c)
@@ -344,7 +358,8 @@ def _spread(
             if (r, c) not in labels
         )
         title = _slice_title(label, lead, _axes(derivation, role))
-        grids.append(GridPlan(lead, rows, cols, (0, 0), title, labels, zeros))
+        grids.append(GridPlan(lead, rows, cols, (0, 0), title, labels, zeros,
+                              short_labels=short))
     return ArrayPlan(role, label, tuple(grids), positions, names[role])
 
 
@@ -357,13 +372,15 @@ def _rotated_kernel(base: ArrayPlan, geometry: Any, names: Mapping[str, str]) ->
     grids = []
     turned = rf"\operatorname{{rot180}}({base.label})"
     for n, grid in enumerate(base.grids):
-        labels = {
-            positions[index][1]: cell_latex("kernel", index, names)
-            for index, (m, _) in base.positions.items()
-            if m == n
-        }
+        mine = [index for index, (m, _) in base.positions.items() if m == n]
+        labels = {positions[index][1]: cell_latex("kernel", index, names) for index in mine}
+        short = (
+            {positions[index][1]: cell_latex("kernel", index[-2:], names) for index in mine}
+            if grid.lead else {}
+        )
         title = grid.title.replace(base.label, turned, 1)
-        grids.append(GridPlan(grid.lead, grid.rows, grid.cols, (0, 0), title, labels))
+        grids.append(GridPlan(grid.lead, grid.rows, grid.cols, (0, 0), title, labels,
+                              short_labels=short))
     unturned = (base.label, *(grid.title for grid in base.grids))
     return ArrayPlan("kernel", base.label, tuple(grids), positions, base.short,
                      title=turned, unturned=unturned)
@@ -643,8 +660,10 @@ def _relabelled(
             if show == "both":
                 captions[key] = labels[key]
             labels[key] = number_latex(numbers[index] / unit, cell=True)
+        short = {} if show != "symbols" else grid.short_labels  # numbers have no lead
         grids.append(dataclasses.replace(grid, labels=labels, captions=captions,
-                                         masked=frozenset(hidden), title=titled(grid.title)))
+                                         masked=frozenset(hidden), title=titled(grid.title),
+                                         short_labels=short))
     return dataclasses.replace(
         plan, grids=tuple(grids), values=dict(numbers), title=titled(plan.array_title),
         unturned=tuple(titled(t) for t in plan.unturned),

@@ -40,7 +40,14 @@ from manim import (
 )
 
 from convviz.rendering.camera import PathCachingCamera
-from convviz.rendering.grid import CellGrid, critical_point, extent, move_centre, scale_about
+from convviz.rendering.grid import (
+    CellGrid,
+    critical_point,
+    extent,
+    label_scale,
+    move_centre,
+    scale_about,
+)
 from convviz.rendering.labels import CLIP_FRAME, MIN_SLICE_TITLE, clip_layout, clip_text
 from convviz.rendering.layout import Box, Layout
 from convviz.rendering.plan import ScenePlan, StepPlan, plan_scene
@@ -371,19 +378,29 @@ class ConvolutionScene(OneSegmentScene):
             # for the whole array.
             titled = not many or (slice_titles and all(
                 _fitted_height(mob(("title", array.role, n)), title_height, room)
-                >= readable
-                for n, room in enumerate(rooms)
+                >= readable * (2 if _FRACTION.search(grid.title) else 1)  # two lines
+                for n, (grid, room) in enumerate(zip(array.grids, rooms, strict=True))
             ))
             if array.role == "kernel":
                 self._kernel_title_rooms = rooms
                 # typeset titles share one size: the scale each kernel title gets is the
                 # scale its title before the turn gets (see _unturned_title)
                 natural = [extent(mob(("title", "kernel", n)))[1] for n in range(len(rooms))]
+            # Labels too small to read are left out (CellGrid); in titled slices, they
+            # first give way to labels without the indices the title names (W_{2,1}).
+            short = labelled and titled and any(
+                g.short_labels and label_scale(
+                    [mob(("label", array.role, n, cell)) for cell in g.labels],
+                    layout.cell_size,
+                ) is None
+                for n, g in enumerate(array.grids)
+            )
+            kind = "short" if short else "label"
             for n, (grid_plan, box) in enumerate(zip(array.grids, placement.slices, strict=True)):
                 labels = (
                     {
                         cell: self._cell_label(
-                            mob(("label", array.role, n, cell)),
+                            mob((kind, array.role, n, cell)),
                             mob(("symbol", array.role, n, cell))
                             if cell in grid_plan.captions else None,
                         )

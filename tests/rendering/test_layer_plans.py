@@ -262,3 +262,42 @@ def test_each_column_of_kernel_slices_holds_whole_groups(
         if len(outer) == 1:  # part of one group: consecutive slices
             inners = [lead[1] for lead in leads]
             assert inners == list(range(inners[0], inners[0] + len(inners))), leads
+
+
+def test_slices_carry_labels_without_their_leading_indices() -> None:
+    plan = plan_scene(derive(layer_type("conv2d").build(
+        {"input": "2x4x4", "kernel": "2", "filters": "2"})), "forward", max_steps=1)
+    a = plan.array("input")
+    assert a.grids[1].labels[(2, 3)] == "a_{2,2,3}"
+    assert a.grids[1].short_labels[(2, 3)] == "a_{2,3}"
+    w = plan.array("kernel")  # (f, c): slice 3 is f=2, c=1
+    assert w.grids[2].lead == (2, 1)
+    assert w.grids[2].labels[(1, 2)] == "W_{2,1,1,2}"
+    assert w.grids[2].short_labels[(1, 2)] == "W_{1,2}"
+    single = plan_scene(derive(layer_type("conv2d").build({})), "forward", max_steps=1)
+    assert all(not g.short_labels for arr in single.arrays for g in arr.grids)
+
+
+def test_titled_slices_show_short_labels_where_full_ones_are_too_small(
+    build_scene: Any,
+) -> None:
+    # a_{1,2,3} over a 0.38-unit cell is shorter than the readable 0.1 and was left out,
+    # grid and all; in the slice titled a_{c=1}, a_{2,3} says the same and fits
+    from convviz.rendering.grid import label_scale
+
+    spec = layer_type("conv-transpose2d").build({"input": "2x3x3", "kernel": "3",
+                                                 "filters": "2"})
+    from convviz.rendering.typeset import typeset
+
+    scene = build_scene("forward", spec)
+    plan = scene.plan
+    for role in ("input", "output"):
+        grids = scene.grids[role]
+        assert all(g.title is not None for g in grids), role  # the slices are titled
+        for grid, grid_plan in zip(grids, plan.array(role).grids, strict=True):
+            # every cell is labelled, readably
+            assert set(grid.label_of) == set(grid_plan.labels), role
+            assert all(label.height >= 0.1 - 1e-9 for label in grid.label_of.values())
+        # the full labels would have been too small (so these are the short ones)
+        full = typeset([tex for g in plan.array(role).grids for tex in g.labels.values()])
+        assert label_scale(full, grids[0].cell_size) is None, role
