@@ -32,6 +32,7 @@ __all__ = [
     "label_scale",
     "move_centre",
     "scale_about",
+    "title_scale",
 ]
 
 #: 1-based ``(row, col)``, or a shorter display index normalised by the grid.
@@ -187,6 +188,17 @@ def _footprint(cell_size: float, style: CellStyle) -> VMobject:
         return rect
 
     return _copy_of(("footprint", cell_size, style), make)
+
+
+def title_scale(title: VMobject, height: float, width: float | None = None) -> float:
+    """The scale a title gets above a grid: shrunk to ``height``, then to ``width``."""
+    w, h = extent(title)
+    scale = 1.0
+    if h > height:
+        scale = height / h
+    if width is not None and w * scale > width:
+        scale = width / w
+    return scale
 
 
 def label_scale(
@@ -354,10 +366,9 @@ class CellGrid(VGroup):
 
         self.title = title
         if title is not None:
-            if title.height > title_height:
-                title.scale_to_fit_height(title_height)
-            if title_width is not None and title.width > title_width:
-                title.scale_to_fit_width(title_width)
+            scale = title_scale(title, title_height, title_width)
+            if scale < 1.0:
+                title.scale(scale)
             up = np.array([0.0, 1.0, 0.0])
             # title.next_to(self.squares, UP, buff=title_buff)
             title.shift(critical_point(self.squares, up) - critical_point(title, -up)

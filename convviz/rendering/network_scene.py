@@ -223,6 +223,11 @@ def _key(index: Sequence[int]) -> str:
     return ",".join(str(i) for i in index)
 
 
+def _into_main_box(width: float, height: float) -> float:
+    """The scale that fits a phase of ``width`` x ``height`` under the strip (at most 1)."""
+    return min(1.0, MAIN_BOX.width / max(width, 1e-6), MAIN_BOX.height / max(height, 1e-6))
+
+
 class NetworkScene(ConvolutionScene):
     """The clip of a :class:`~convviz.rendering.network_plan.NetworkPlan`.
 
@@ -348,8 +353,7 @@ class NetworkScene(ConvolutionScene):
         boxes += [box for _, box in layout.operators]
         width = max(b.right for b in boxes) - min(b.left for b in boxes)
         height = max(b.top for b in boxes) - min(b.bottom for b in boxes)
-        scale = min(1.0, MAIN_BOX.width / max(width, 1e-6), MAIN_BOX.height / max(height, 1e-6))
-        return super().smallest_title(layout) / scale
+        return super().smallest_title(layout) / _into_main_box(width, height)
 
     def _enter(self, phase: PhasePlan) -> _Shown:
         """Build the phase with the base class (its own layout), fitted under the strip."""
@@ -366,8 +370,7 @@ class NetworkScene(ConvolutionScene):
         content = VGroup(*(g for gs in self.grids.values() for g in gs), self.array_titles,
                          self.operator_mobs)
         width, height = extent(content)
-        scale = min(1.0, MAIN_BOX.width / max(width, 1e-6), MAIN_BOX.height / max(height, 1e-6))
-        scale_about(content, scale)
+        scale_about(content, _into_main_box(width, height))
         move_centre(content, np.array([MAIN_BOX.center_x, MAIN_BOX.center_y, 0.0]))
         self._fit(self.caption, CAPTION_BOX.width, CAPTION_BOX.height * 0.7)
         self.caption.move_to(np.array([CAPTION_BOX.center_x, CAPTION_BOX.center_y, 0.0]))

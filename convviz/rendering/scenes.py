@@ -47,6 +47,7 @@ from convviz.rendering.grid import (
     label_scale,
     move_centre,
     scale_about,
+    title_scale,
 )
 from convviz.rendering.labels import CLIP_FRAME, MIN_SLICE_TITLE, clip_layout, clip_text
 from convviz.rendering.layout import Box, Layout
@@ -221,15 +222,6 @@ def _title_room(slice_box: Box, array_box: Box, gap: float) -> float:
     return 2 * half
 
 
-def _fitted_height(title: VMobject, height: float, width: float | None) -> float:
-    """How tall ``title`` is drawn when scaled down to ``height`` and ``width`` (CellGrid)."""
-    w, h = extent(title)
-    if h <= 0:
-        return 0.0
-    scale = min(1.0, height / h, (width / w) if width is not None and w > 0 else 1.0)
-    return h * scale
-
-
 def _array_title_room(layout: Layout, role: str) -> float:
     """How wide an array's title may be: its own width and half the gap to each neighbour.
 
@@ -361,8 +353,11 @@ class ConvolutionScene(OneSegmentScene):
         self.array_titles = VGroup()
         #: The title over a whole array, for arrays whose slices have no titles of their own.
         self.array_title_of: dict[str, VMobject] = {}
+        # kernel titles: room and scale of each slice's, scale of the array's (the titles
+        # shown before the turn get the same font size, see _unturned_title)
         self._kernel_title_rooms: list[float | None] = []
-        self._kernel_title_scales: dict[int, float] = {}  # slice -> scale of its title
+        self._kernel_title_scales: list[float] = []
+        self._kernel_array_title_scale = 1.0
         readable = self.smallest_title(layout)
         for array in plan.arrays:
             placement = layout.array(array.role)
@@ -376,16 +371,16 @@ class ConvolutionScene(OneSegmentScene):
             # Slice titles where the gaps have room and each stays readable at the width
             # above its slice (as labels are left out when too small); else one title
             # for the whole array.
+            titles = [mob(("title", array.role, n)) for n in range(len(array.grids))]
+            scales = [title_scale(t, title_height, room) for t, room in zip(titles, rooms,
+                                                                               strict=True)]
             titled = not many or (slice_titles and all(
-                _fitted_height(mob(("title", array.role, n)), title_height, room)
+                extent(t)[1] * scale
                 >= readable * (2 if _FRACTION.search(grid.title) else 1)  # two lines
-                for n, (grid, room) in enumerate(zip(array.grids, rooms, strict=True))
+                for t, scale, grid in zip(titles, scales, array.grids, strict=True)
             ))
             if array.role == "kernel":
-                self._kernel_title_rooms = rooms
-                # typeset titles share one size: the scale each kernel title gets is the
-                # scale its title before the turn gets (see _unturned_title)
-                natural = [extent(mob(("title", "kernel", n)))[1] for n in range(len(rooms))]
+                self._kernel_title_rooms, self._kernel_title_scales = rooms, scales
             # Labels too small to read are left out (CellGrid); in titled slices, they
             # first give way to labels without the indices the title names (W_{2,1}).
             short = labelled and titled and any(
@@ -434,8 +429,6 @@ class ConvolutionScene(OneSegmentScene):
                 if grid_plan.masked:
                     self._mark_masked(grid, grid_plan.masked)
                 grids.append(grid)
-                if array.role == "kernel" and grid.title is not None and natural[n] > 0:
-                    self._kernel_title_scales[n] = grid.title.height / natural[n]
             self.grids[array.role] = grids
             if not titled:
                 title = mob(("array-title", array.role))
@@ -444,7 +437,7 @@ class ConvolutionScene(OneSegmentScene):
                     scale = min(1.0, 0.4 / title.height, room / title.width)
                     title.scale(scale)
                     if array.role == "kernel":
-                        self._kernel_title_scales[-1] = scale
+                        self._kernel_array_title_scale = scale
                 title.move_to(np.array([placement.title.center_x, placement.title.center_y, 0]))
                 self.array_titles.add(title)
                 self.array_title_of[array.role] = title
@@ -846,7 +839,7 @@ class ConvolutionScene(OneSegmentScene):
         if whole is not None and self.unrotated_title is not None:
             # one title over the whole kernel: the plain name until the kernel has turned
             plain = self.unrotated_title.copy()
-            plain.scale(self._kernel_title_scales.get(-1, 1.0))
+            plain.scale(self._kernel_array_title_scale)
             plain.move_to(whole)
             self.array_titles.remove(whole)
             self.add(plain)
@@ -884,7 +877,7 @@ class ConvolutionScene(OneSegmentScene):
         if plain is None:
             return turned.copy()
         plain = plain.copy()
-        plain.scale(self._kernel_title_scales.get(n, 1.0))
+        plain.scale(self._kernel_title_scales[n])
         room = self._kernel_title_rooms[n] if many else None
         if room is not None and plain.width > room:
             plain.scale_to_fit_width(room)
